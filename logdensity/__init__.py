@@ -1,0 +1,27 @@
+"""logdensity: one log-density protocol for JAX models, and one BlackJAX sampling loop.
+
+Adapters turn a model (plain JAX, NumPyro, PyTensor, Equinox/parax) into a
+`LogDensity`: a pure function of an unconstrained position with every log-Jacobian,
+the map back to named constrained values and an initial point. `sample` runs Stan-style
+window adaptation and NUTS on any of them and returns `arviz.InferenceData`.
+"""
+
+from ._inference_data import diagnose as diagnose
+from ._model import FlatView as FlatView, Model as Model, leaf_names as leaf_names
+from ._protocol import LogDensity as LogDensity, VariableInfo as VariableInfo
+from ._sample import SamplingWarning as SamplingWarning, sample as sample
+from .adapters import from_jax as from_jax
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FlatView",
+    "LogDensity",
+    "Model",
+    "SamplingWarning",
+    "VariableInfo",
+    "diagnose",
+    "from_jax",
+    "leaf_names",
+    "sample",
+]

@@ -1,0 +1,136 @@
+"""Assembling `arviz.InferenceData` from the loop's host arrays, and its diagnostics."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Mapping
+from typing import Any
+
+import arviz as az
+import jax
+import numpy as np
+import xarray as xr
+
+from ._model import leaf_names
+from ._protocol import LogDensity
+
+__all__ = ["diagnose", "to_inference_data"]
+
+_VERSIONED = ("logdensity", "jax", "blackjax", "arviz")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in _VERSIONED:
+        try:
+            out[f"{name}_version"] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[f"{name}_version"] = "unknown"
+    return out
+
+
+def _empty_draws(model: LogDensity, num_chains: int) -> dict[str, np.ndarray]:
+    return {v.name: np.zeros((num_chains, 0, *v.shape)) for v in model.variables.values()}
+
+
+def _flat_labels(model: LogDensity) -> list[str]:
+    """`name[i,j]` labels for the coordinates of the flattened unconstrained position."""
+    labels = []
+    for name, leaf in zip(
+        leaf_names(model.initial_position),
+        jax.tree.leaves(model.initial_position),
+        strict=True,
+    ):
+        shape = np.shape(leaf)
+        if not shape:
+            labels.append(name)
+        else:
+            labels += [f"{name}[{','.join(map(str, i))}]" for i in np.ndindex(*shape)]
+    return labels
+
+
+def to_inference_data(
+    model: LogDensity,
+    *,
+    posterior: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
+    warmup: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None,
+    adaptation: Mapping[str, np.ndarray] | None,
+    num_chains: int,
+    attrs: Mapping[str, Any],
+) -> az.InferenceData:
+    """Named, dimensioned `InferenceData` from `(draws, stats)` dicts of host arrays."""
+    variables = model.variables
+    dims = {name: list(v.dims) for name, v in variables.items() if v.dims is not None}
+    used = {d for ds in dims.values() for d in ds}
+    coords = {d: list(labels) for d, labels in model.coords.items() if d in used}
+    draws, stats = posterior
+    groups: dict[str, Any] = {
+        "posterior": draws or _empty_draws(model, num_chains),
+        "sample_stats": stats or None,
+    }
+    if warmup is not None:
+        groups["warmup_posterior"], groups["warmup_sample_stats"] = warmup
+    idata = az.from_dict(
+        **groups,
+        dims=dims,
+        coords=coords,
+        save_warmup=warmup is not None,
+        attrs={
+            "inference_library": "logdensity",
+            "backend": model.backend,
+            **_versions(),
+            **attrs,
+        },
+    )
+    if adaptation is not None:
+        imm = adaptation["inverse_mass_matrix"]
+        dims_imm = ["chain", "unconstrained"] + (["unconstrained_col"] if imm.ndim == 3 else [])
+        labels = _flat_labels(model)
+        ds = xr.Dataset(
+            {
+                "step_size": (["chain"], adaptation["step_size"]),
+                "inverse_mass_matrix": (dims_imm, imm),
+            },
+            coords={"chain": np.arange(num_chains), "unconstrained": labels}
+            | ({"unconstrained_col": labels} if imm.ndim == 3 else {}),
+        )
+        idata.add_groups(adaptation=ds)
+    return idata
+
+
+def diagnose(idata: az.InferenceData) -> list[str]:
+    """The problems a Stan user would be told of, as short sentences (empty if none).
+
+    Divergences after warmup; R-hat above 1.01 (rank-normalised split R-hat, Vehtari et
+    al. 2021, `arviz.rhat`); bulk or tail ESS below 400 (`arviz.ess`). Values that do
+    not vary (constant deterministics) are skipped. The numbers are also stored in
+    `idata.sample_stats.attrs` (`num_divergences`, `max_rhat`, `min_ess_bulk`,
+    `min_ess_tail`).
+    """
+    problems = []
+    post = idata.posterior
+    stats = idata.get("sample_stats")
+    if stats is None or post.sizes.get("draw", 0) < 4:
+        return ["too few draws to diagnose"]
+    n_div = int(stats["diverging"].sum())
+    summary: dict[str, float] = {"num_divergences": n_div}
+    if n_div:
+        problems.append(f"{n_div} divergent transitions after warmup")
+    varying = [name for name, v in post.data_vars.items() if float(v.std()) > 0]
+    if varying:
+        sub = post[varying]
+        checks = [("max_rhat", az.rhat(sub), np.nanmax)] if post.sizes["chain"] > 1 else []
+        checks += [
+            ("min_ess_bulk", az.ess(sub, method="bulk"), np.nanmin),
+            ("min_ess_tail", az.ess(sub, method="tail"), np.nanmin),
+        ]
+        for key, ds, reduce in checks:
+            values = np.concatenate([np.ravel(ds[v].values) for v in ds.data_vars])
+            summary[key] = float(reduce(values)) if np.isfinite(values).any() else float("nan")
+        if summary.get("max_rhat", 0.0) > 1.01:
+            problems.append(f"max R-hat {summary['max_rhat']:.3f} > 1.01")
+        for key, label in (("min_ess_bulk", "bulk"), ("min_ess_tail", "tail")):
+            if summary[key] < 400:
+                problems.append(f"min {label} ESS {summary[key]:.0f} < 400")
+    stats.attrs.update(summary)
+    return problems
