@@ -38,13 +38,10 @@ def reference_z(idata: az.InferenceData, ref: dict[str, Any]) -> dict[str, float
     `z = (mean - ref_mean) / mcse` for `u = log(alpha/beta)`, `v = log(alpha+beta)` and
     every `theta[j]`; the sd ratio is MCMC sd over reference sd.
     """
-    post = idata.posterior
+    post = idata["posterior"]
+    alpha, beta = post["alpha"].values, post["beta"].values
     derived = az.convert_to_dataset(
-        {
-            "u": np.log(post["alpha"] / post["beta"]).values,
-            "v": np.log(post["alpha"] + post["beta"]).values,
-            "theta": post["theta"].values,
-        }
+        {"u": np.log(alpha / beta), "v": np.log(alpha + beta), "theta": post["theta"].values}
     )
     mean = derived.mean(("chain", "draw"))
     sd = derived.std(("chain", "draw"))
@@ -61,7 +58,9 @@ def reference_z(idata: az.InferenceData, ref: dict[str, Any]) -> dict[str, float
     }
 
 
-def logdensity_offsets(a: Model, b: Model, rng_key: jax.Array, num_points: int = 20) -> dict[str, float]:
+def logdensity_offsets(
+    a: Model, b: Model, rng_key: jax.Array, num_points: int = 20
+) -> dict[str, float]:
     """How far two versions of one model agree: the spread of `log p_a - log p_b`
     (a constant if they agree) and the max gradient difference, at random points of
     `a`'s unconstrained space mapped to `b`'s through the named constrained values."""
@@ -124,7 +123,7 @@ def run_demo(
                 progress_bar=progress_bar,
             )
         models[backend] = model
-        stats = idata.sample_stats.attrs
+        stats = idata["sample_stats"].attrs
         agreement = reference_z(idata, ref)
         results[backend] = {
             "build_s": built,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,18 +71,21 @@ def to_inference_data(
     }
     if warmup is not None:
         groups["warmup_posterior"], groups["warmup_sample_stats"] = warmup
-    idata = az.from_dict(
-        **groups,
-        dims=dims,
-        coords=coords,
-        save_warmup=warmup is not None,
-        attrs={
-            "inference_library": "logdensity",
-            "backend": model.backend,
-            **_versions(),
-            **attrs,
-        },
-    )
+    with warnings.catch_warnings():
+        # an interrupted warmup leaves zero draws; ArviZ's shape guess warns on those
+        warnings.filterwarnings("ignore", message="More chains", category=UserWarning)
+        idata = az.from_dict(
+            **groups,
+            dims=dims,
+            coords=coords,
+            save_warmup=warmup is not None,
+            attrs={
+                "inference_library": "logdensity",
+                "backend": model.backend,
+                **_versions(),
+                **attrs,
+            },
+        )
     if adaptation is not None:
         imm = adaptation["inverse_mass_matrix"]
         dims_imm = ["chain", "unconstrained"] + (["unconstrained_col"] if imm.ndim == 3 else [])
@@ -108,7 +112,7 @@ def diagnose(idata: az.InferenceData) -> list[str]:
     `min_ess_tail`).
     """
     problems = []
-    post = idata.posterior
+    post = idata["posterior"]
     stats = idata.get("sample_stats")
     if stats is None or post.sizes.get("draw", 0) < 4:
         return ["too few draws to diagnose"]
@@ -118,15 +122,8 @@ def diagnose(idata: az.InferenceData) -> list[str]:
         problems.append(f"{n_div} divergent transitions after warmup")
     varying = [name for name, v in post.data_vars.items() if float(v.std()) > 0]
     if varying:
-        sub = post[varying]
-        checks = [("max_rhat", az.rhat(sub), np.nanmax)] if post.sizes["chain"] > 1 else []
-        checks += [
-            ("min_ess_bulk", az.ess(sub, method="bulk"), np.nanmin),
-            ("min_ess_tail", az.ess(sub, method="tail"), np.nanmin),
-        ]
-        for key, ds, reduce in checks:
-            values = np.concatenate([np.ravel(ds[v].values) for v in ds.data_vars])
-            summary[key] = float(reduce(values)) if np.isfinite(values).any() else float("nan")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            summary |= _rhat_ess(post[varying])
         if summary.get("max_rhat", 0.0) > 1.01:
             problems.append(f"max R-hat {summary['max_rhat']:.3f} > 1.01")
         for key, label in (("min_ess_bulk", "bulk"), ("min_ess_tail", "tail")):
@@ -134,3 +131,16 @@ def diagnose(idata: az.InferenceData) -> list[str]:
                 problems.append(f"min {label} ESS {summary[key]:.0f} < 400")
     stats.attrs.update(summary)
     return problems
+
+
+def _rhat_ess(post: xr.Dataset) -> dict[str, float]:
+    checks = [("max_rhat", az.rhat(post), np.nanmax)] if post.sizes["chain"] > 1 else []
+    checks += [
+        ("min_ess_bulk", az.ess(post, method="bulk"), np.nanmin),
+        ("min_ess_tail", az.ess(post, method="tail"), np.nanmin),
+    ]
+    out = {}
+    for key, ds, reduce in checks:
+        values = np.concatenate([np.ravel(ds[v].values) for v in ds.data_vars])
+        out[key] = float(reduce(values)) if np.isfinite(values).any() else float("nan")
+    return out

@@ -42,7 +42,9 @@ def leaf_names(tree: PyTree, root: str = "x") -> list[str]:
     return names
 
 
-def _freeze_coords(coords: Mapping[str, Any] | None) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+def _freeze_coords(
+    coords: Mapping[str, Any] | None,
+) -> tuple[tuple[str, tuple[Any, ...]], ...]:
     if not coords:
         return ()
     return tuple((str(k), tuple(np.asarray(v).tolist())) for k, v in coords.items())

@@ -7,7 +7,7 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import arviz as az
 import blackjax
@@ -92,7 +92,12 @@ def _map_chains(f: Callable, chain_method: str, batched: PyTree, shared: PyTree)
 
 
 def _transition(
-    model: LogDensity, config: _Config, key: PRNGKeyArray, state: Any, step_size: Array, imm: Array
+    model: LogDensity,
+    config: _Config,
+    key: PRNGKeyArray,
+    state: Any,
+    step_size: Array,
+    imm: Array,
 ) -> tuple[Any, _Stats]:
     kernel = blackjax.nuts.build_kernel()
     new_state, info = kernel(
@@ -184,7 +189,10 @@ def _warmup_chunk(
         return _masked_scan(step, (state, adapt_state), (steps, schedule, active))
 
     return _map_chains(
-        one_chain, config.chain_method, (keys, states, adapt_states), (model, steps, schedule, active)
+        one_chain,
+        config.chain_method,
+        (keys, states, adapt_states),
+        (model, steps, schedule, active),
     )
 
 
@@ -234,17 +242,20 @@ class _Method:
         return getattr(self.obj, self.name)(x)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Method) and (other.obj, other.name) == (self.obj, self.name)
+        return isinstance(other, _Method) and (other.obj, other.name) == (
+            self.obj,
+            self.name,
+        )
 
     def __hash__(self) -> int:
         return hash((id(self.obj), self.name))
 
 
-def _as_model(logdensity: LogDensity) -> Model | FlatView:
+def _as_model(logdensity: LogDensity) -> LogDensity:
     """A pytree `LogDensity` to pass through `jax.jit`: built-in ones as they are, any
     other object satisfying the protocol wrapped in a `Model` that calls its methods."""
     if isinstance(logdensity, Model | FlatView):
-        return logdensity
+        return cast(LogDensity, logdensity)
     if not isinstance(logdensity, LogDensity):
         missing = [
             n
@@ -274,7 +285,8 @@ def _stack_chains(position: PyTree, num_chains: int) -> PyTree:
 
 def _validate_user_positions(model: LogDensity, positions: PyTree, num_chains: int) -> PyTree:
     reference = model.initial_position
-    ref_def, got_def = jax.tree.structure(reference), jax.tree.structure(positions)
+    ref_def: Any = jax.tree.structure(reference)
+    got_def = jax.tree.structure(positions)
     if ref_def != got_def:
         raise ValueError(
             f"initial_positions must have the structure of the model's initial_position "
@@ -296,7 +308,13 @@ def _validate_user_positions(model: LogDensity, positions: PyTree, num_chains: i
     return jax.tree.unflatten(ref_def, out)
 
 
-def _non_finite_report(model: LogDensity, lp: np.ndarray, grad_ok: list[np.ndarray], bad: np.ndarray, positions: PyTree) -> str:
+def _non_finite_report(
+    model: LogDensity,
+    lp: np.ndarray,
+    grad_ok: list[np.ndarray],
+    bad: np.ndarray,
+    positions: PyTree,
+) -> str:
     names = leaf_names(model.initial_position)
     pos_leaves = jax.device_get(jax.tree.leaves(positions))
     lines = []
@@ -346,7 +364,7 @@ def _initial_positions(
     for attempt in range(max_tries):
         candidates = jax.vmap(draw)(jax.vmap(jax.random.fold_in, (0, None))(keys, attempt))
         positions = jax.tree.map(
-            lambda old, new: jnp.where(
+            lambda old, new, bad=bad: jnp.where(
                 jnp.reshape(bad, (-1,) + (1,) * (new.ndim - 1)), new, old
             ),
             positions,
@@ -507,7 +525,11 @@ def sample(
     init_key, run_key = jax.random.split(rng_key)
     chain_keys = jax.random.split(run_key, num_chains)
     positions = _initial_positions(
-        model, jax.random.split(init_key, num_chains), initial_positions, init_jitter, max_init_tries
+        model,
+        jax.random.split(init_key, num_chains),
+        initial_positions,
+        init_jitter,
+        max_init_tries,
     )
     states, adapt_states = _init(model, config, positions)
     _, _, adapt_final = _adaptation(config)
@@ -535,7 +557,14 @@ def sample(
         start = time.perf_counter()
         for steps, active in _chunks(num_samples, chunk_size):
             states, (stats, draws) = _sampling_chunk(
-                model, config, chain_keys, states, step_size, imm, steps + num_warmup, active
+                model,
+                config,
+                chain_keys,
+                states,
+                step_size,
+                imm,
+                steps + num_warmup,
+                active,
             )
             stats, draws = jax.device_get((stats, draws))
             sampling.add(stats, draws, int(active.sum()))
@@ -554,7 +583,10 @@ def sample(
 
     adaptation = None
     if step_size is not None:
-        adaptation = {"step_size": np.asarray(step_size), "inverse_mass_matrix": np.asarray(imm)}
+        adaptation = {
+            "step_size": np.asarray(step_size),
+            "inverse_mass_matrix": np.asarray(imm),
+        }
     idata = to_inference_data(
         model,
         posterior=sampling.joined(),

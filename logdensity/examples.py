@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import betaln, gammaln
-from jaxtyping import Array, Float, Int, Scalar
+from jaxtyping import Array, Int, Scalar
 from scipy import special
 
 from ._model import Model
@@ -71,9 +71,7 @@ def _rat_tumors_unconstrain(values: dict[str, Any], data: Any) -> dict[str, Arra
     }
 
 
-def rat_tumors_jax(
-    y: Int[Any, " J"] | None = None, n: Int[Any, " J"] | None = None
-) -> Model:
+def rat_tumors_jax(y: Int[Any, " J"] | None = None, n: Int[Any, " J"] | None = None) -> Model:
     """The rat-tumor model as a plain-JAX `Model` (hand-written log-Jacobians).
 
     Position: `{"log_a": (), "log_b": (), "logit_theta": (J,)}` (unconstrained, float
@@ -91,9 +89,7 @@ def rat_tumors_jax(
         "y": jnp.asarray(y, dtype),
         "n": jnp.asarray(n, dtype),
         # constant in the parameters: computed once, here, not at every evaluation
-        "log_binom": jnp.asarray(
-            gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0), dtype
-        ),
+        "log_binom": jnp.asarray(gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0), dtype),
     }
     return from_jax(
         _rat_tumors_logdensity,
@@ -115,7 +111,7 @@ def rat_tumors_quadrature(
     n: Int[Any, " J"] | None = None,
     *,
     grid_size: int = 600,
-) -> dict[str, Float[np.ndarray, "..."]]:
+) -> dict[str, Any]:
     """Posterior moments of the rat-tumor model by quadrature, independent of MCMC.
 
     Integrates the closed-form marginal (BDA3 eq. 5.8)

@@ -1,0 +1,374 @@
+"""The shared loop: correctness against analytic posteriors, chain methods, chunks,
+compilation counts, interrupts, bad starts, and the InferenceData it returns."""
+
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import logdensity as ld
+from logdensity import _progress, _sample
+
+from . import models
+
+FAST = {"num_warmup": 200, "num_samples": 200, "progress_bar": False}
+
+
+def _z(idata, name, truth_mean):
+    post = idata.posterior[[name]]
+    mean = post[name].mean(("chain", "draw")).values
+    mcse = az.mcse(post)[name].values
+    return (mean - truth_mean) / mcse
+
+
+def test_recovers_conjugate_normal():
+    model, truth = models.conjugate_normal(models.draws())
+    idata = ld.sample(
+        model, jax.random.key(0), num_warmup=500, num_samples=1000, progress_bar=False
+    )
+    # tolerance: |z| < 4 with z = (mean - exact) / MCSE (ArviZ), sd within 10%
+    assert np.all(np.abs(_z(idata, "mu", truth["mean"])) < 4)
+    sd = idata.posterior["mu"].std(("chain", "draw")).values
+    np.testing.assert_allclose(sd, truth["sd"], rtol=0.1)
+    np.testing.assert_allclose(
+        idata.posterior["mu_total"].values,
+        idata.posterior["mu"].sum("group").values,
+        rtol=1e-5,
+    )
+
+
+def test_recovers_inverse_gamma_through_the_jacobian():
+    model, truth = models.normal_invgamma(models.scale_draws())
+    idata = ld.sample(
+        model, jax.random.key(1), num_warmup=500, num_samples=1000, progress_bar=False
+    )
+    assert abs(_z(idata, "sigma2", truth["mean"])) < 4
+    sd = float(idata.posterior["sigma2"].std())
+    assert abs(sd - truth["sd"]) / truth["sd"] < 0.1
+
+
+def test_inference_data_layout():
+    model, _ = models.conjugate_normal(models.draws())
+    idata = ld.sample(
+        model,
+        jax.random.key(0),
+        num_chains=3,
+        num_warmup=100,
+        num_samples=50,
+        progress_bar=False,
+        save_warmup=True,
+    )
+    post = idata.posterior
+    assert set(post.data_vars) == {"mu", "mu_total"}
+    assert post["mu"].dims == ("chain", "draw", "group")
+    assert list(post["group"].values) == ["a", "b", "c"]
+    assert post.sizes == {"chain": 3, "draw": 50, "group": 3}
+    stats = idata.sample_stats
+    assert set(stats.data_vars) == {
+        "diverging",
+        "acceptance_rate",
+        "step_size",
+        "tree_depth",
+        "n_steps",
+        "energy",
+        "lp",
+    }
+    assert stats["diverging"].dtype == bool
+    assert stats["lp"].shape == (3, 50)
+    assert idata.warmup_posterior.sizes["draw"] == 100
+    assert idata.adaptation["inverse_mass_matrix"].shape == (3, 3)
+    assert list(idata.adaptation["unconstrained"].values) == ["mu[0]", "mu[1]", "mu[2]"]
+    # the sampling step size is the adapted one, constant per chain
+    np.testing.assert_allclose(
+        stats["step_size"].values[:, 0], idata.adaptation["step_size"].values
+    )
+    assert idata.attrs["backend"] == "jax"
+    assert idata.attrs["warmup_time"] > 0
+    assert idata.attrs["sampling_time"] > 0
+    assert idata.attrs["blackjax_version"].startswith("1.7")
+    # lp is the log density on the unconstrained space at the draw
+    first = {"mu": jnp.asarray(post["mu"].values[0, 0])}
+    np.testing.assert_allclose(stats["lp"].values[0, 0], model(first), rtol=1e-5)
+
+
+def test_dense_mass_matrix():
+    model, truth = models.conjugate_normal(models.draws())
+    idata = ld.sample(model, jax.random.key(0), dense_mass=True, **FAST)
+    assert idata.adaptation["inverse_mass_matrix"].shape == (4, 3, 3)
+    assert np.all(np.abs(_z(idata, "mu", truth["mean"])) < 4)
+
+
+@pytest.mark.parametrize("enable_x64", [False, True])
+def test_dtype_follows_the_position(enable_x64):
+    with jax.enable_x64(enable_x64):
+        model, _ = models.conjugate_normal(models.draws())
+        idata = ld.sample(
+            model,
+            jax.random.key(0),
+            num_chains=2,
+            num_warmup=20,
+            num_samples=10,
+            progress_bar=False,
+        )
+    expected = np.float64 if enable_x64 else np.float32
+    assert idata.posterior["mu"].dtype == expected
+    assert idata.sample_stats["lp"].dtype == expected
+
+
+def test_same_key_same_draws_across_chunk_sizes():
+    model, _ = models.conjugate_normal(models.draws())
+    a = ld.sample(model, jax.random.key(3), chunk_size=64, **FAST)
+    b = ld.sample(model, jax.random.key(3), chunk_size=200, **FAST)
+    np.testing.assert_array_equal(a.posterior["mu"].values, b.posterior["mu"].values)
+    c = ld.sample(model, jax.random.key(4), chunk_size=200, **FAST)
+    assert not np.array_equal(a.posterior["mu"].values, c.posterior["mu"].values)
+
+
+def test_sequential_matches_vectorized(x64):
+    # Both methods give each chain the same start and the same random stream. XLA
+    # compiles the batched (vmap) and unbatched (lax.map) programs with different
+    # vectorised kernels, which round differently in the last bit; NUTS's dynamics
+    # amplify such differences over many steps. So: over a short run the draws agree
+    # to rounding, and over a long run they agree in distribution.
+    model, truth = models.conjugate_normal(models.draws())
+    short = {"num_warmup": 0, "num_samples": 5, "progress_bar": False}
+    a = ld.sample(model, jax.random.key(5), chain_method="vectorized", **short)
+    b = ld.sample(model, jax.random.key(5), chain_method="sequential", **short)
+    np.testing.assert_allclose(a.posterior["mu"].values, b.posterior["mu"].values, rtol=1e-10)
+    long = ld.sample(model, jax.random.key(5), chain_method="sequential", **FAST)
+    assert np.all(np.abs(_z(long, "mu", truth["mean"])) < 4)
+
+
+PARALLEL_SCRIPT = textwrap.dedent(
+    """
+    import warnings; warnings.filterwarnings("ignore", category=FutureWarning)
+    import jax, jax.numpy as jnp, numpy as np
+    jax.config.update("jax_enable_x64", True)
+    import logdensity as ld
+    from logdensity import _sample
+    assert jax.device_count() == 2, jax.devices()
+
+    # the chains really are split across the two devices, two per device
+    where = _sample._map_chains(
+        lambda b, s: jax.lax.axis_index("chain"), "parallel", jnp.arange(4.0), None
+    )
+    assert list(np.asarray(where)) == [0, 0, 1, 1], where
+
+    model = ld.from_jax(lambda p: -0.5 * jnp.sum((p["x"] - 1.0) ** 2 * jnp.arange(1.0, 4.0)),
+                        {"x": jnp.zeros(3)})
+    short = dict(num_chains=4, num_warmup=0, num_samples=5, progress_bar=False)
+    a = ld.sample(model, jax.random.key(0), chain_method="vectorized", **short)
+    b = ld.sample(model, jax.random.key(0), chain_method="parallel", **short)
+    np.testing.assert_allclose(a.posterior["x"].values, b.posterior["x"].values, rtol=1e-10)
+    long = dict(num_chains=4, num_warmup=300, num_samples=500, progress_bar=False)
+    c = ld.sample(model, jax.random.key(0), chain_method="parallel", **long)
+    mean = c.posterior["x"].mean(("chain", "draw")).values
+    assert np.all(np.abs(mean - 1.0) < 0.15), mean
+    try:
+        ld.sample(model, jax.random.key(0), chain_method="parallel", num_chains=3, num_samples=5)
+    except ValueError as e:
+        assert "multiple of it" in str(e), e
+    else:
+        raise AssertionError("num_chains=3 on 2 devices must raise")
+    print("OK")
+    """
+)
+
+
+def test_parallel_over_two_devices_matches_vectorized():
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-c", PARALLEL_SCRIPT],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK" in result.stdout
+
+
+def test_one_compilation_per_model_and_shape():
+    model, _ = models.conjugate_normal(models.draws())
+    # a shape no other test uses, so this test counts its own traces
+    kw = {
+        "num_chains": 5,
+        "num_warmup": 60,
+        "num_samples": 50,
+        "chunk_size": 20,
+        "progress_bar": False,
+    }
+    before = dict(_sample.trace_counts)
+    ld.sample(model, jax.random.key(0), **kw)  # 3 warmup chunks, 3 sampling chunks
+    ld.sample(model, jax.random.key(1), **kw)
+    new_data, _ = models.normal_invgamma(models.scale_draws(seed=1))  # other model: compiles
+    after = dict(_sample.trace_counts)
+    for name in ("warmup_chunk", "sampling_chunk", "init", "check_points"):
+        assert after[name] - before.get(name, 0) == 1, name
+    # same model function on new data of the same shape: no retrace
+    m1, _ = models.normal_invgamma(models.scale_draws(seed=2))
+    ld.sample(m1, jax.random.key(0), **kw)
+    mid = dict(_sample.trace_counts)
+    m2 = m1.replace_data(new_data.data)
+    ld.sample(m2, jax.random.key(0), **kw)
+    assert dict(_sample.trace_counts) == mid
+
+
+def test_interrupt_returns_the_draws_so_far(monkeypatch):
+    model, _ = models.conjugate_normal(models.draws())
+    calls = {"n": 0}
+    original = _progress.Progress.update
+
+    def interrupting(self, phase, steps, stats):
+        original(self, phase, steps, stats)
+        calls["n"] += 1
+        if phase == "sampling" and calls["n"] == 4:  # 2 warmup chunks, then 2 sampling
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_progress.Progress, "update", interrupting)
+    with pytest.warns(ld.SamplingWarning, match="Interrupted during sampling.*100 draws"):
+        idata = ld.sample(
+            model,
+            jax.random.key(0),
+            num_warmup=100,
+            num_samples=200,
+            chunk_size=50,
+            progress_bar=False,
+        )
+    assert idata.posterior.sizes["draw"] == 100
+    assert idata.sample_stats.sizes["draw"] == 100
+    assert idata.attrs["interrupted"] == "sampling"
+    assert np.all(np.isfinite(idata.posterior["mu"].values))
+
+
+def test_interrupt_during_warmup_returns_an_empty_posterior(monkeypatch):
+    model, _ = models.conjugate_normal(models.draws())
+
+    def interrupting(self, phase, steps, stats):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_progress.Progress, "update", interrupting)
+    with pytest.warns(ld.SamplingWarning, match="Interrupted during warmup"):
+        idata = ld.sample(
+            model, jax.random.key(0), num_warmup=100, num_samples=50, progress_bar=False
+        )
+    assert idata.posterior.sizes["draw"] == 0
+    assert idata.attrs["interrupted"] == "warmup"
+
+
+def test_non_finite_start_names_the_leaves():
+    def logp(p):
+        # finite value everywhere, but the gradient of sqrt(-x) is nan for x > 0 ...
+        return -jnp.sum(p["ok"] ** 2) + jnp.where(p["bad"] > 100.0, 0.0, jnp.sqrt(-p["bad"]))
+
+    model = ld.from_jax(logp, {"ok": jnp.zeros(2), "bad": jnp.ones(())})
+    with pytest.raises(
+        ValueError, match=r"(?s)No finite starting point.*chain 0.*gradient in \['bad'\]"
+    ):
+        ld.sample(model, jax.random.key(0), init_jitter=0.5, max_init_tries=3, **FAST)
+
+
+def test_retries_until_finite_then_never_starts_from_a_non_finite_point():
+    def logp(p):
+        x = p["x"]
+        return jnp.where(x > 0.0, -0.5 * (x - 1.0) ** 2, -jnp.inf)  # x <= 0 impossible
+
+    model = ld.from_jax(logp, {"x": jnp.zeros(())})
+    idata = ld.sample(
+        model,
+        jax.random.key(0),
+        num_chains=8,
+        num_warmup=100,
+        num_samples=50,
+        progress_bar=False,
+    )
+    assert np.all(idata.posterior["x"].values > 0)
+    assert np.all(idata.adaptation["step_size"].values > 1e-3)
+
+
+def test_given_initial_positions_are_validated():
+    model, _ = models.conjugate_normal(models.draws())
+    with pytest.raises(ValueError, match=r"leaf 'mu' has shape \(3,\); expected \(4, 3\)"):
+        ld.sample(model, jax.random.key(0), initial_positions={"mu": jnp.zeros(3)}, **FAST)
+    with pytest.raises(ValueError, match="structure"):
+        ld.sample(model, jax.random.key(0), initial_positions=jnp.zeros((4, 3)), **FAST)
+    bad = {"mu": jnp.full((4, 3), jnp.nan)}
+    with pytest.raises(ValueError, match=r"chain 0.*non-finite position in \['mu'\]"):
+        ld.sample(model, jax.random.key(0), initial_positions=bad, **FAST)
+    start = {"mu": jnp.full((4, 3), 0.25)}
+    idata = ld.sample(
+        model,
+        jax.random.key(0),
+        initial_positions=start,
+        num_warmup=0,
+        num_samples=5,
+        progress_bar=False,
+    )
+    assert idata.posterior.sizes["draw"] == 5
+
+
+def test_bad_arguments():
+    model, _ = models.conjugate_normal(models.draws())
+    with pytest.raises(ValueError, match="chain_method"):
+        ld.sample(model, jax.random.key(0), chain_method="threads")
+    with pytest.raises(ValueError, match="num_samples"):
+        ld.sample(model, jax.random.key(0), num_samples=0)
+    with pytest.raises(TypeError, match="lacks"):
+        ld.sample(lambda x: x, jax.random.key(0))
+
+
+def test_diagnostics_flag_a_funnel():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        idata = ld.sample(
+            models.funnel(),
+            jax.random.key(0),
+            num_warmup=300,
+            num_samples=300,
+            progress_bar=False,
+        )
+    messages = [str(w.message) for w in caught if issubclass(w.category, ld.SamplingWarning)]
+    assert messages
+    assert "divergent" in messages[0]
+    assert idata.sample_stats.attrs["num_divergences"] > 0
+
+
+def test_a_third_party_logdensity_is_sampled():
+    class Plain:
+        """Satisfies the protocol without being a pytree."""
+
+        def __init__(self):
+            self.inner = ld.from_jax(lambda p: -0.5 * jnp.sum(p["z"] ** 2), {"z": jnp.zeros(2)})
+
+        def __call__(self, position):
+            return self.inner(position)
+
+        initial_position = property(lambda self: self.inner.initial_position)
+        flat = property(lambda self: self.inner.flat)
+        variables = property(lambda self: self.inner.variables)
+        coords = property(lambda self: self.inner.coords)
+        backend = "plain"
+
+        def constrain(self, position):
+            return self.inner.constrain(position)
+
+        def unconstrain(self, values):
+            return self.inner.unconstrain(values)
+
+    idata = ld.sample(Plain(), jax.random.key(0), **FAST)
+    assert idata.posterior["z"].shape == (4, 200, 2)
+    assert idata.attrs["backend"] == "plain"
+
+
+def test_flat_view_can_be_sampled():
+    model, _ = models.conjugate_normal(models.draws())
+    idata = ld.sample(model.flat, jax.random.key(0), **FAST)
+    assert idata.posterior["mu"].dims == ("chain", "draw", "group")
