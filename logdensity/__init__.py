@@ -10,7 +10,11 @@ from ._inference_data import diagnose as diagnose
 from ._model import FlatView as FlatView, Model as Model, leaf_names as leaf_names
 from ._protocol import LogDensity as LogDensity, VariableInfo as VariableInfo
 from ._sample import SamplingWarning as SamplingWarning, sample as sample
-from .adapters import from_jax as from_jax
+from .adapters import (
+    add_numpyro_predictive as add_numpyro_predictive,
+    from_jax as from_jax,
+    from_numpyro as from_numpyro,
+)
 
 __version__ = "0.1.0"
 
@@ -20,8 +24,10 @@ __all__ = [
     "Model",
     "SamplingWarning",
     "VariableInfo",
+    "add_numpyro_predictive",
     "diagnose",
     "from_jax",
+    "from_numpyro",
     "leaf_names",
     "sample",
 ]

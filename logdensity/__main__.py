@@ -20,10 +20,18 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--samples", type=int, default=1000)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument(
+        "--float32", action="store_true", help="sample in float32 (default: float64, x64)"
+    )
     args = parser.parse_args(argv)
 
     # ArviZ announces its coming 1.0 refactor on import; the demo's reader needs none of it.
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+    import jax
+
+    # A program, not a library: it may choose the process's precision. float64 keeps
+    # the backends' agreement at 1e-12 rather than float32 rounding.
+    jax.config.update("jax_enable_x64", not args.float32)
     from ._demo import run_demo
 
     run_demo(

@@ -20,6 +20,7 @@ from ._sample import SamplingWarning, sample
 # backend -> (the module it needs, the builder of the rat-tumor model in that backend)
 BUILDERS: dict[str, tuple[str | None, Callable[[], Model]]] = {
     "jax": (None, examples.rat_tumors_jax),
+    "numpyro": ("numpyro", examples.rat_tumors_numpyro),
 }
 
 
@@ -102,7 +103,8 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     ref = examples.rat_tumors_quadrature()
     print(
-        "Rat tumors (BDA3 §5.3): 71 experiments, 73 unconstrained parameters.\n"
+        "Rat tumors (BDA3 §5.3): 71 experiments, 73 unconstrained parameters, "
+        f"{jax.numpy.zeros(()).dtype}.\n"
         f"Quadrature reference: E[log(a/b)] = {ref['mean_u']:.4f}, "
         f"E[log(a+b)] = {ref['mean_v']:.4f}\n"
     )

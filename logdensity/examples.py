@@ -31,7 +31,13 @@ from scipy import special
 from ._model import Model
 from .adapters._jax import from_jax
 
-__all__ = ["rat_tumors_data", "rat_tumors_jax", "rat_tumors_quadrature"]
+__all__ = [
+    "rat_tumors_data",
+    "rat_tumors_jax",
+    "rat_tumors_numpyro",
+    "rat_tumors_numpyro_model",
+    "rat_tumors_quadrature",
+]
 
 
 def rat_tumors_data() -> dict[str, np.ndarray]:
@@ -104,6 +110,39 @@ def rat_tumors_jax(y: Int[Any, " J"] | None = None, n: Int[Any, " J"] | None = N
         dims={"theta": ("experiment",)},
         coords={"experiment": np.arange(len(y))},
     )
+
+
+def rat_tumors_numpyro_model(y: Any, n: Any) -> None:
+    """The rat-tumor model as a NumPyro model function.
+
+    The improper hyperprior `(alpha + beta)^(-5/2)` is an `ImproperUniform` on the
+    positive reals plus a `numpyro.factor`; `theta` lives in the plate `experiment`.
+    """
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.distributions import constraints
+
+    alpha = numpyro.sample("alpha", dist.ImproperUniform(constraints.positive, (), ()))
+    beta = numpyro.sample("beta", dist.ImproperUniform(constraints.positive, (), ()))
+    numpyro.factor("hyperprior", -2.5 * jnp.log(alpha + beta))
+    with numpyro.plate("experiment", len(y)):
+        theta = numpyro.sample("theta", dist.Beta(alpha, beta))
+        numpyro.sample("y", dist.Binomial(n, probs=theta), obs=y)
+
+
+def rat_tumors_numpyro(y: Int[Any, " J"] | None = None, n: Int[Any, " J"] | None = None) -> Model:
+    """The rat-tumor model through [`from_numpyro`][logdensity.from_numpyro].
+
+    Its unconstrained space is the plain-JAX version's (NumPyro's `biject_to` maps the
+    positive reals by `exp` and the unit interval by `sigmoid`), so the two log
+    densities differ by a constant.
+    """
+    from .adapters._numpyro import from_numpyro
+
+    if y is None or n is None:
+        default = rat_tumors_data()
+        y, n = default["y"], default["n"]
+    return from_numpyro(rat_tumors_numpyro_model, np.asarray(y), np.asarray(n))
 
 
 def rat_tumors_quadrature(

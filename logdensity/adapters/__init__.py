@@ -4,5 +4,6 @@ A backend is imported only inside its adapter, never at `import logdensity`.
 """
 
 from ._jax import from_jax as from_jax
+from ._numpyro import add_numpyro_predictive as add_numpyro_predictive, from_numpyro as from_numpyro
 
-__all__ = ["from_jax"]
+__all__ = ["add_numpyro_predictive", "from_jax", "from_numpyro"]

@@ -1,0 +1,264 @@
+"""The NumPyro adapter: conformance over site shapes, errors, data, dims, predictive,
+agreement with NumPyro's own NUTS and with a posteriordb reference."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+numpyro = pytest.importorskip("numpyro")
+import arviz as az  # noqa: E402
+import numpyro.distributions as dist  # noqa: E402
+from numpyro.distributions import constraints  # noqa: E402
+
+import logdensity as ld  # noqa: E402
+from logdensity import _sample, examples  # noqa: E402
+from logdensity.testing import check_logdensity  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures" / "posteriordb"
+FAST = {"num_warmup": 300, "num_samples": 300, "progress_bar": False}
+
+
+def scalar_model():
+    numpyro.sample("x", dist.Normal(1.0, 2.0))
+
+
+def shapes_model(y):
+    """Vector, matrix, positive, bounded and simplex sites; a plate; factor; deterministic."""
+    scale = numpyro.sample("scale", dist.HalfNormal(1.0))
+    frac = numpyro.sample("frac", dist.Uniform(-1.0, 3.0))
+    w = numpyro.sample("w", dist.Dirichlet(jnp.ones(3)))
+    with numpyro.plate("row", 2), numpyro.plate("col", 4, dim=-2):
+        m = numpyro.sample("m", dist.Normal(0.0, 1.0))  # shape (4, 2)
+    v = numpyro.sample("v", dist.Normal(jnp.zeros(5), 1.0).to_event(1))
+    numpyro.factor("penalty", -0.1 * jnp.sum(v**2))
+    numpyro.deterministic("total", jnp.sum(m) + frac)
+    with numpyro.plate("obs_plate", y.shape[0]):
+        numpyro.sample("y", dist.Normal(jnp.sum(w * jnp.arange(3.0)) + v[0], scale), obs=y)
+
+
+def eight_schools(sigma, y=None):
+    mu = numpyro.sample("mu", dist.Normal(0, 5))
+    tau = numpyro.sample("tau", dist.HalfCauchy(5))
+    with numpyro.plate("school", sigma.shape[0]):
+        z = numpyro.sample("z", dist.Normal(0, 1))
+        theta = numpyro.deterministic("theta", mu + tau * z)
+        numpyro.sample("obs", dist.Normal(theta, sigma), obs=y)
+
+
+SCHOOLS_Y = np.array([28.0, 8, -3, 7, -1, 1, 18, 12])
+SCHOOLS_SIGMA = np.array([15.0, 10, 16, 11, 9, 11, 10, 18])
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: ld.from_numpyro(scalar_model),
+        lambda: ld.from_numpyro(shapes_model, np.linspace(-1, 1, 7)),
+        lambda: ld.from_numpyro(eight_schools, SCHOOLS_SIGMA, y=SCHOOLS_Y),
+        examples.rat_tumors_numpyro,
+    ],
+    ids=["scalar", "shapes", "eight_schools", "rat_tumors"],
+)
+def test_conforms(build, x64):
+    check_logdensity(build(), jax.random.key(0))
+
+
+def test_positions_values_and_dims():
+    model = ld.from_numpyro(shapes_model, np.linspace(-1, 1, 7))
+    position = model.initial_position
+    assert set(position) == {"scale", "frac", "w", "m", "v"}  # observed y is not a latent
+    assert position["w"].shape == (2,)  # simplex of 3: 2 unconstrained coordinates
+    assert position["m"].shape == (4, 2)
+    assert model.variables["w"].shape == (3,)
+    assert model.variables["m"].dims == ("col", "row")
+    assert model.variables["v"].dims == ("v_dim_0",)
+    assert model.variables["total"].deterministic
+    values = model.constrain(position)
+    assert np.isclose(values["w"].sum(), 1.0)
+    assert -1.0 < values["frac"] < 3.0
+    assert model.coords["row"] == (0, 1)
+
+
+def test_log_density_is_minus_numpyro_potential(x64):
+    from numpyro.infer.util import initialize_model
+
+    model = ld.from_numpyro(eight_schools, SCHOOLS_SIGMA, y=SCHOOLS_Y)
+    info = initialize_model(jax.random.key(0), eight_schools, model_args=(SCHOOLS_SIGMA,),
+                            model_kwargs={"y": SCHOOLS_Y})  # fmt: skip
+    p = {"mu": jnp.array(0.3), "tau": jnp.array(-0.2), "z": jnp.linspace(-1, 1, 8)}
+    assert jnp.allclose(model(p), -info.potential_fn(p), rtol=1e-12)
+
+
+def test_inference_data_has_plate_dims_and_deterministics():
+    model = ld.from_numpyro(
+        eight_schools, SCHOOLS_SIGMA, y=SCHOOLS_Y, coords={"school": list("ABCDEFGH")}
+    )
+    idata = ld.sample(model, jax.random.key(0), num_chains=2, num_warmup=100, num_samples=100,
+                      progress_bar=False)  # fmt: skip
+    post = idata.posterior
+    assert set(post.data_vars) == {"mu", "tau", "z", "theta"}
+    assert post["theta"].dims == ("chain", "draw", "school")
+    assert list(post["school"].values) == list("ABCDEFGH")
+    np.testing.assert_allclose(
+        post["theta"].values,
+        post["mu"].values[..., None] + post["tau"].values[..., None] * post["z"].values,
+        rtol=1e-5,
+    )
+    assert idata.attrs["backend"] == "numpyro"
+
+
+def test_discrete_latent_names_the_site():
+    def model():
+        p = numpyro.sample("p", dist.Beta(1, 1))
+        numpyro.sample("coin", dist.Bernoulli(p))
+
+    with pytest.raises(
+        ValueError, match=r"latent site 'coin' has a discrete distribution \(Bernoulli"
+    ):
+        ld.from_numpyro(model)
+
+
+def test_observed_discrete_site_is_fine():
+    def model(k):
+        p = numpyro.sample("p", dist.Beta(1, 1))
+        numpyro.sample("coin", dist.Bernoulli(p), obs=k)
+
+    model_ = ld.from_numpyro(model, np.array([0, 1, 1]))
+    assert list(model_.initial_position) == ["p"]
+
+
+def test_subsampled_plate_names_the_plate():
+    def model(y):
+        mu = numpyro.sample("mu", dist.Normal())
+        with numpyro.plate("data", y.shape[0], subsample_size=10) as idx:
+            numpyro.sample("y", dist.Normal(mu), obs=y[idx])
+
+    with pytest.raises(ValueError, match="plate 'data' subsamples 10 of 100"):
+        ld.from_numpyro(model, np.zeros(100))
+
+
+def test_new_data_of_the_same_shape_does_not_recompile():
+    kw = {"num_chains": 3, "num_warmup": 30, "num_samples": 20, "progress_bar": False}
+    a = ld.from_numpyro(eight_schools, SCHOOLS_SIGMA, y=SCHOOLS_Y)
+    ld.sample(a, jax.random.key(0), **kw)
+    before = dict(_sample.trace_counts)
+    b = ld.from_numpyro(eight_schools, SCHOOLS_SIGMA * 2, y=SCHOOLS_Y + 1)
+    idata = ld.sample(b, jax.random.key(0), **kw)
+    assert dict(_sample.trace_counts) == before
+    assert idata.posterior["z"].shape == (3, 20, 8)
+    # and the new data are used: the log densities differ
+    assert a(a.initial_position) != b(b.initial_position)
+
+
+def test_numpyro_and_jax_rat_tumors_agree(x64):
+    from logdensity._demo import logdensity_offsets
+
+    agreement = logdensity_offsets(examples.rat_tumors_jax(), examples.rat_tumors_numpyro(),
+                                   jax.random.key(0), num_points=50)  # fmt: skip
+    assert agreement["offset_spread"] < 1e-8
+    assert agreement["max_grad_diff"] < 1e-8
+
+
+def linear_regression(x, y=None):
+    a = numpyro.sample("a", dist.Normal(0, 2))
+    b = numpyro.sample("b", dist.Normal(0, 2))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(1))
+    with numpyro.plate("point", x.shape[0]):
+        numpyro.sample("y", dist.Normal(a * x + b, sigma), obs=y)
+
+
+def _linear_data():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, 80)
+    return x, 1.5 * x - 0.5 + 0.3 * rng.normal(size=80)
+
+
+def test_linear_regression_agrees_with_numpyro_mcmc():
+    """Seed tutorial 1: NumPyro's own MCMC(NUTS) and logdensity.sample agree within
+    Monte Carlo error: |m1 - m2| / sqrt(mcse1^2 + mcse2^2) < 4 for a, b, sigma."""
+    from numpyro.infer import MCMC, NUTS
+
+    x, y = _linear_data()
+    mcmc = MCMC(NUTS(linear_regression), num_warmup=500, num_samples=1000, num_chains=4,
+                chain_method="vectorized", progress_bar=False)  # fmt: skip
+    mcmc.run(jax.random.key(1), x, y=y)
+    theirs = az.from_numpyro(mcmc).posterior[["a", "b", "sigma"]]
+    ours = ld.sample(ld.from_numpyro(linear_regression, x, y=y), jax.random.key(2),
+                     num_warmup=500, num_samples=1000, progress_bar=False).posterior  # fmt: skip
+    for name in ("a", "b", "sigma"):
+        m1, m2 = float(theirs[name].mean()), float(ours[name].mean())
+        s1 = float(az.mcse(theirs[[name]])[name])
+        s2 = float(az.mcse(ours[[name]])[name])
+        assert abs(m1 - m2) / np.hypot(s1, s2) < 4, name
+        assert abs(float(theirs[name].std()) / float(ours[name].std()) - 1) < 0.1, name
+    assert abs(float(ours["a"].mean()) - 1.5) < 0.1  # the truth, for good measure
+    assert abs(float(ours["sigma"].mean()) - 0.3) < 0.05
+
+
+def test_posterior_and_prior_predictive():
+    from numpyro.infer import Predictive
+
+    x, y = _linear_data()
+    model = ld.from_numpyro(linear_regression, x, y=y)
+    idata = ld.sample(model, jax.random.key(0), num_chains=2, **FAST)
+    ld.add_numpyro_predictive(
+        idata, linear_regression, x, y=y, rng_key=jax.random.key(1), batch_size=128
+    )
+    pp = idata.posterior_predictive["y"]
+    assert pp.dims == ("chain", "draw", "point")
+    assert pp.shape == (2, 300, 80)
+    assert idata.log_likelihood["y"].shape == (2, 300, 80)
+    np.testing.assert_allclose(idata.observed_data["y"].values, y)
+    # simulated data scatter around the fit with the noise sd
+    resid = pp.values - pp.values.mean(axis=(0, 1))
+    assert 0.25 < resid.std() < 0.4
+    # pointwise log-likelihood feeds ArviZ's LOO
+    loo = az.loo(idata)
+    assert np.isfinite(loo.elpd_loo)
+    # prior predictive: NumPyro's own Predictive works on the same model function
+    prior = Predictive(linear_regression, num_samples=100)(jax.random.key(3), x)
+    assert prior["y"].shape == (100, 80)
+
+
+def _garch11(T, y, sigma1):
+    mu = numpyro.sample("mu", dist.ImproperUniform(constraints.real, (), ()))
+    alpha0 = numpyro.sample("alpha0", dist.ImproperUniform(constraints.positive, (), ()))
+    alpha1 = numpyro.sample("alpha1", dist.Uniform(0.0, 1.0))
+    # Stan's `real<lower=0, upper=1 - alpha1> beta1` is flat on the interval: Uniform's
+    # density 1/(1 - alpha1) is undone by the factor. The bound moves with alpha1.
+    beta1 = numpyro.sample("beta1", dist.Uniform(0.0, 1.0 - alpha1))
+    numpyro.factor("beta1_flat", jnp.log1p(-alpha1))
+
+    def step(sigma_prev, y_prev):
+        sigma = jnp.sqrt(alpha0 + alpha1 * (y_prev - mu) ** 2 + beta1 * sigma_prev**2)
+        return sigma, sigma
+
+    _, sigmas = jax.lax.scan(step, jnp.asarray(sigma1, y.dtype), y[:-1])
+    sigma = jnp.concatenate([jnp.asarray(sigma1, y.dtype)[None], sigmas])
+    numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
+
+
+@pytest.mark.slow
+def test_garch11_dynamic_bound_matches_posteriordb(x64):
+    folder = FIXTURES / "garch-garch11"
+    with zipfile.ZipFile(folder / "data.json.zip") as z:
+        data = json.loads(z.read(z.namelist()[0]))
+    ref = json.loads((folder / "reference_summary.json").read_text())
+    model = ld.from_numpyro(_garch11, data["T"], np.asarray(data["y"]), data["sigma1"])
+    idata = ld.sample(model, jax.random.key(0), progress_bar=False)
+    post = idata.posterior
+    assert idata.sample_stats.attrs["num_divergences"] == 0
+    # the bound moves: every draw satisfies beta1 < 1 - alpha1
+    assert np.all(post["beta1"].values < 1 - post["alpha1"].values)
+    mcse = az.mcse(post)
+    for i, name in enumerate(ref["names"]):
+        z = (float(post[name].mean()) - ref["mean"][i]) / np.hypot(
+            float(mcse[name]), ref["mcse_mean"][i]
+        )
+        assert abs(z) < 3.5, (name, z)
+        assert abs(float(post[name].std()) / ref["sd"][i] - 1) < 0.1, name
