@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks [--quick]`. Results go to benchmarks/results/."""

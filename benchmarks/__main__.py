@@ -1,0 +1,158 @@
+"""Adapter overhead against hand-written JAX, measured side by side in one process.
+
+For each model and backend: time to the first `jit(value_and_grad)` result (trace +
+compile + run) and steady-state gradient evaluations per second for one position and
+for vmapped batches, each as a ratio to the hand-written JAX density of the same model.
+Repeats are interleaved across backends (A B A B ...) so machine noise hits all alike;
+every figure is the min and median over repeats.
+
+    python -m benchmarks            # full
+    python -m benchmarks --quick    # a few minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from logdensity import examples
+from logdensity.testing import random_positions
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _backends() -> dict[str, dict[str, Callable[[], Any]]]:
+    """model -> backend -> builder. "jax" is the hand-written reference."""
+    models: dict[str, dict[str, Callable[[], Any]]] = {
+        "rat_tumors": {"jax": examples.rat_tumors_jax},
+    }
+    try:
+        import numpyro  # noqa: F401
+
+        models["rat_tumors"]["numpyro"] = examples.rat_tumors_numpyro
+    except ImportError:
+        pass
+    return models
+
+
+def _first_result_seconds(build: Callable[[], Any]) -> float:
+    """Wall time from building the model to the first value_and_grad result."""
+    start = time.perf_counter()
+    model = build()
+    f = jax.jit(jax.value_and_grad(lambda m, p: m(p), argnums=1))
+    jax.block_until_ready(f(model, model.initial_position))
+    return time.perf_counter() - start
+
+
+def _evals_per_second(model: Any, batch: int, seconds: float) -> float:
+    points = random_positions(model, jax.random.key(0), max(batch, 1))
+    if batch == 1:
+        point = jax.tree.map(lambda x: x[0], points)
+        f = jax.jit(jax.value_and_grad(lambda m, p: m(p), argnums=1))
+        args = (model, point)
+    else:
+        f = jax.jit(jax.vmap(jax.value_and_grad(lambda m, p: m(p), argnums=1), in_axes=(None, 0)))
+        args = (model, points)
+    jax.block_until_ready(f(*args))
+    # The calls run inside one jitted scan, so Python dispatch is not measured; each
+    # step moves the position by a step-dependent amount so that XLA cannot hoist the
+    # (otherwise loop-invariant) evaluation out of the loop.
+    inner = 200
+
+    @jax.jit
+    def many(m: Any, p: Any) -> Any:
+        def body(carry: Any, i: Any) -> Any:
+            moved = jax.tree.map(lambda x: x + 1e-6 * i, p)
+            value, grad = f(m, moved)
+            total = jnp.sum(value) + jax.tree.reduce(lambda a, b: a + jnp.sum(b), grad, 0.0)
+            return carry + total, None
+
+        steps = jnp.arange(inner, dtype=jax.tree.leaves(p)[0].dtype)
+        return jax.lax.scan(body, jnp.zeros((), steps.dtype), steps)[0]
+
+    jax.block_until_ready(many(*args))
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        jax.block_until_ready(many(*args))
+        count += inner * batch
+    return count / (time.perf_counter() - start)
+
+
+def run(quick: bool) -> dict[str, Any]:
+    repeats = 3 if quick else 7
+    seconds = 0.3 if quick else 1.0
+    batches = (1, 4, 64)
+    rows = []
+    for model_name, backends in _backends().items():
+        samples: dict[str, dict[str, list[float]]] = {b: {} for b in backends}
+        built = {b: build() for b, build in backends.items()}
+        for _ in range(repeats):
+            for backend, build in backends.items():  # interleaved
+                s = samples[backend]
+                s.setdefault("first_result_s", []).append(_first_result_seconds(build))
+                for batch in batches:
+                    s.setdefault(f"evals_per_s_b{batch}", []).append(
+                        _evals_per_second(built[backend], batch, seconds)
+                    )
+        for backend, s in samples.items():
+            row: dict[str, Any] = {"model": model_name, "backend": backend}
+            for key, values in s.items():
+                row[key] = {"min": min(values), "median": statistics.median(values)}
+                ref = statistics.median(samples["jax"][key])
+                row[key]["ratio_to_jax"] = statistics.median(values) / ref
+            rows.append(row)
+    return {
+        "mode": "quick" if quick else "full",
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "devices": str(jax.devices()),
+        },
+        "versions": {"jax": jax.__version__},
+        "rows": rows,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"Adapter overhead ({result['mode']} mode; ratios are backend / hand-written JAX, "
+        "medians over interleaved repeats; for throughput higher is better, for "
+        "first-result time lower is better).",
+        "",
+        "| model | backend | first result s (ratio) | evals/s b=1 (ratio) | b=4 (ratio) | b=64 (ratio) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        cells = [r["model"], r["backend"]]
+        f = r["first_result_s"]
+        cells.append(f"{f['median']:.2f} ({f['ratio_to_jax']:.2f}×)")
+        for b in (1, 4, 64):
+            e = r[f"evals_per_s_b{b}"]
+            cells.append(f"{e['median']:.3g} ({e['ratio_to_jax']:.2f}×)")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    result = run(args.quick)
+    RESULTS.mkdir(exist_ok=True)
+    stem = "overhead_quick" if args.quick else "overhead"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    table = markdown(result)
+    (RESULTS / f"{stem}.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
