@@ -44,11 +44,15 @@ def _backends() -> dict[str, dict[str, Callable[[], Any]]]:
     return models
 
 
+def _value_and_grad(model: Any, position: Any) -> Any:
+    return jax.value_and_grad(lambda m, p: m(p), argnums=1)(model, position)
+
+
 def _first_result_seconds(build: Callable[[], Any]) -> float:
     """Wall time from building the model to the first value_and_grad result."""
     start = time.perf_counter()
     model = build()
-    f = jax.jit(jax.value_and_grad(lambda m, p: m(p), argnums=1))
+    f = jax.jit(lambda m, p: _value_and_grad(m, p))  # a fresh function: compiles anew
     jax.block_until_ready(f(model, model.initial_position))
     return time.perf_counter() - start
 
@@ -57,10 +61,10 @@ def _evals_per_second(model: Any, batch: int, seconds: float) -> float:
     points = random_positions(model, jax.random.key(0), max(batch, 1))
     if batch == 1:
         point = jax.tree.map(lambda x: x[0], points)
-        f = jax.jit(jax.value_and_grad(lambda m, p: m(p), argnums=1))
+        f = jax.jit(_value_and_grad)
         args = (model, point)
     else:
-        f = jax.jit(jax.vmap(jax.value_and_grad(lambda m, p: m(p), argnums=1), in_axes=(None, 0)))
+        f = jax.jit(jax.vmap(_value_and_grad, in_axes=(None, 0)))
         args = (model, points)
     jax.block_until_ready(f(*args))
     # The calls run inside one jitted scan, so Python dispatch is not measured; each

@@ -73,7 +73,7 @@ def logdensity_offsets(
     pos_b = jax.vmap(lambda p: b.unconstrain(a.constrain(p)))(pos_a)
     lp_a, lp_b = jax.vmap(a)(pos_a), jax.vmap(b)(pos_b)
     ga = jax.vmap(lambda p: ravel_pytree(jax.grad(a)(p))[0])(pos_a)
-    gb = jax.vmap(lambda p: ravel_pytree(jax.grad(b)(b.unconstrain(a.constrain(p))))[0])(pos_a)
+    gb = jax.vmap(lambda p: ravel_pytree(jax.grad(b)(p))[0])(pos_b)
     diff = np.asarray(lp_a - lp_b)
     return {
         "offset_spread": float(diff.max() - diff.min()),

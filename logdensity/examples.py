@@ -46,6 +46,13 @@ def rat_tumors_data() -> dict[str, np.ndarray]:
     return {"y": np.asarray(raw["y"], np.int64), "n": np.asarray(raw["n"], np.int64)}
 
 
+def _data_or_default(y: Any, n: Any) -> tuple[Any, Any]:
+    if y is None or n is None:
+        default = rat_tumors_data()
+        return default["y"], default["n"]
+    return y, n
+
+
 def _rat_tumors_logdensity(position: dict[str, Array], data: dict[str, Array]) -> Scalar:
     log_a, log_b, z = position["log_a"], position["log_b"], position["logit_theta"]
     y, n = data["y"], data["n"]
@@ -86,9 +93,7 @@ def rat_tumors_jax(y: Int[Any, " J"] | None = None, n: Int[Any, " J"] | None = N
     returns `alpha`, `beta` and `theta` (dim `experiment`). The data (`y`, `n`,
     default: [`rat_tumors_data`][logdensity.examples.rat_tumors_data]) are traced.
     """
-    if y is None or n is None:
-        default = rat_tumors_data()
-        y, n = default["y"], default["n"]
+    y, n = _data_or_default(y, n)
     y, n = np.asarray(y), np.asarray(n)
     dtype = jnp.zeros(()).dtype
     data = {
@@ -139,9 +144,7 @@ def rat_tumors_numpyro(y: Int[Any, " J"] | None = None, n: Int[Any, " J"] | None
     """
     from .adapters._numpyro import from_numpyro
 
-    if y is None or n is None:
-        default = rat_tumors_data()
-        y, n = default["y"], default["n"]
+    y, n = _data_or_default(y, n)
     return from_numpyro(rat_tumors_numpyro_model, np.asarray(y), np.asarray(n))
 
 
@@ -165,9 +168,7 @@ def rat_tumors_quadrature(
     `"sd_theta"` (float64 `[J]`), for `u = log(alpha/beta)` and
     `v = log(alpha + beta)`.
     """
-    if y is None or n is None:
-        default = rat_tumors_data()
-        y, n = default["y"], default["n"]
+    y, n = _data_or_default(y, n)
     y, n = np.asarray(y, float), np.asarray(n, float)
     u = np.linspace(-4.0, 0.0, grid_size)
     v = np.linspace(-2.0, 14.0, grid_size)
