@@ -12,6 +12,7 @@ from ._protocol import LogDensity as LogDensity, VariableInfo as VariableInfo
 from ._sample import SamplingWarning as SamplingWarning, sample as sample
 from .adapters import (
     add_numpyro_predictive as add_numpyro_predictive,
+    from_equinox as from_equinox,
     from_jax as from_jax,
     from_numpyro as from_numpyro,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "VariableInfo",
     "add_numpyro_predictive",
     "diagnose",
+    "from_equinox",
     "from_jax",
     "from_numpyro",
     "leaf_names",

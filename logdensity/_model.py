@@ -242,7 +242,7 @@ class Model:
 
         With data of the same shapes and dtypes, compiled code is reused (no retrace).
         """
-        return Model.tree_unflatten(self._static(), (self._initial_position, data))
+        return type(self).tree_unflatten(self._static(), (self._initial_position, data))
 
     def __repr__(self) -> str:
         names = ", ".join(f"{v.name}{list(v.shape)}" for v in self._variables)

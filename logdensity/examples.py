@@ -32,7 +32,16 @@ from ._model import Model
 from .adapters._jax import from_jax
 
 __all__ = [
+    "gp_data",
+    "gp_equinox",
+    "gp_jax",
+    "gp_log_marginal_likelihood",
+    "gp_numpyro",
+    "gp_numpyro_model",
+    "linear_regression_data",
+    "linear_regression_equinox",
     "rat_tumors_data",
+    "rat_tumors_equinox",
     "rat_tumors_jax",
     "rat_tumors_numpyro",
     "rat_tumors_numpyro_model",
@@ -100,7 +109,7 @@ def rat_tumors_jax(y: Int[Any, " J"] | None = None, n: Int[Any, " J"] | None = N
         "y": jnp.asarray(y, dtype),
         "n": jnp.asarray(n, dtype),
         # constant in the parameters: computed once, here, not at every evaluation
-        "log_binom": jnp.asarray(gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0), dtype),
+        "log_binom": jnp.asarray(_log_binom(y, n), dtype),
     }
     return from_jax(
         _rat_tumors_logdensity,
@@ -204,3 +213,155 @@ def rat_tumors_quadrature(
         "mean_theta": np.asarray(mean_theta),
         "sd_theta": np.asarray(sd_theta),
     }
+
+
+def _log_binom(y: np.ndarray, n: np.ndarray) -> Array:
+    return gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
+
+
+def rat_tumors_equinox(y: Int[Any, " J"] | None = None, n: Int[Any, " J"] | None = None) -> Model:
+    """The rat-tumor model through [`from_equinox`][logdensity.from_equinox].
+
+    The module holds `alpha`, `beta` (`parax.Constrained` on the positive reals) and
+    `theta` (on the unit interval), with flat priors on their supports; the likelihood
+    adds the hierarchical prior. parax's bijectors (softplus for positive values, a
+    scaled sigmoid for the interval) differ from the plain-JAX version's, so the two
+    agree after mapping through the named constrained values, not coordinate by
+    coordinate.
+    """
+    from ._examples_equinox import RatTumors, rat_tumors_log_likelihood
+    from .adapters._equinox import from_equinox
+
+    y, n = _data_or_default(y, n)
+    y, n = np.asarray(y), np.asarray(n)
+    dtype = jnp.zeros(()).dtype
+    return from_equinox(
+        RatTumors(len(y), dtype),
+        rat_tumors_log_likelihood,
+        jnp.asarray(y, dtype),
+        jnp.asarray(n, dtype),
+        jnp.asarray(_log_binom(y, n), dtype),
+        dims={"theta": ("experiment",)},
+        coords={"experiment": np.arange(len(y))},
+    )
+
+
+def linear_regression_data(
+    num_points: int = 50, seed: int = 0, weight: float = 2.5, bias: float = 1.0, noise: float = 0.5
+) -> dict[str, np.ndarray]:
+    """`x` = linspace(-2, 2, num_points), `y = weight * x + bias + noise * N(0, 1)`
+    (float64 NumPy arrays; numpy `default_rng(seed)`)."""
+    x = np.linspace(-2.0, 2.0, num_points)
+    y = weight * x + bias + noise * np.random.default_rng(seed).normal(size=num_points)
+    return {"x": x, "y": y}
+
+
+def linear_regression_equinox(x: Any, y: Any) -> Model:
+    """`BayesianLinearModel` (`weight ~ N(0, 5)`, `bias ~ N(0, 2)`,
+    `noise ~ LogNormal(-1, 1)`, priors on the leaves) through `from_equinox`, on
+    data of the default JAX dtype."""
+    from ._examples_equinox import BayesianLinearModel, linear_log_likelihood
+    from .adapters._equinox import from_equinox
+
+    dtype = jnp.zeros(()).dtype
+    return from_equinox(
+        BayesianLinearModel(dtype),
+        linear_log_likelihood,
+        jnp.asarray(x, dtype),
+        jnp.asarray(y, dtype),
+    )
+
+
+# --- exact Gaussian-process regression with hyperpriors -----------------------------------
+# lengthscale ~ LogNormal(0, 1), amplitude ~ LogNormal(0, 1), noise ~ LogNormal(-1, 1),
+# y ~ MultivariateNormal(0, K + noise² I), K = amplitude² exp(-(x - x')² / (2 lengthscale²)).
+_GP_PRIORS = {"lengthscale": (0.0, 1.0), "amplitude": (0.0, 1.0), "noise": (-1.0, 1.0)}
+
+
+def gp_data(num_points: int = 30, seed: int = 0) -> dict[str, np.ndarray]:
+    """`x ~ Uniform(0, 5)` sorted, `y = sin(2x) + 0.2 N(0, 1)` (float64, `default_rng(seed)`)."""
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.uniform(0.0, 5.0, num_points))
+    return {"x": x, "y": np.sin(2 * x) + 0.2 * rng.normal(size=num_points)}
+
+
+def gp_log_marginal_likelihood(
+    lengthscale: Any, amplitude: Any, noise: Any, x: Any, y: Any
+) -> Scalar:
+    """`log N(y | 0, K + noise² I)` for the squared-exponential kernel, through a
+    Cholesky factor: `-½ yᵀ(K + σ²I)⁻¹y - ½ log|K + σ²I| - N/2 log 2π`.
+
+    `jnp.linalg.cholesky` returns NaN for a matrix that is not numerically positive
+    definite, so the result is NaN there (NUTS rejects the point) instead of raising.
+    """
+    sq = (x[:, None] - x[None, :]) ** 2
+    cov = amplitude**2 * jnp.exp(-0.5 * sq / lengthscale**2)
+    cov = cov + noise**2 * jnp.eye(x.shape[0], dtype=cov.dtype)
+    chol = jnp.linalg.cholesky(cov)
+    white = jax.scipy.linalg.solve_triangular(chol, y, lower=True)
+    return (
+        -0.5 * jnp.sum(white**2)
+        - jnp.sum(jnp.log(jnp.diag(chol)))
+        - 0.5 * x.shape[0] * jnp.log(2 * jnp.pi)
+    )
+
+
+def _gp_logdensity(position: dict[str, Array], data: dict[str, Array]) -> Scalar:
+    total = jnp.zeros(())
+    values = {}
+    for name, (loc, scale) in _GP_PRIORS.items():
+        log_value = position[f"log_{name}"]
+        values[name] = jnp.exp(log_value)
+        # LogNormal density of exp(u) times the Jacobian exp(u): Normal(u | loc, scale)
+        total += jax.scipy.stats.norm.logpdf(log_value, loc, scale)
+    return total + gp_log_marginal_likelihood(**values, x=data["x"], y=data["y"])
+
+
+def gp_jax(x: Any, y: Any) -> Model:
+    """The GP as a plain-JAX `Model` on `log_lengthscale`, `log_amplitude`,
+    `log_noise` (hand-written Jacobians), reporting the three on their own scale."""
+    dtype = jnp.zeros(()).dtype
+    names = tuple(_GP_PRIORS)
+    return from_jax(
+        _gp_logdensity,
+        {f"log_{n}": jnp.zeros((), dtype) for n in names},
+        constrain=lambda p, d: {n: jnp.exp(p[f"log_{n}"]) for n in names},
+        unconstrain=lambda v, d: {f"log_{n}": jnp.log(jnp.asarray(v[n])) for n in names},
+        data={"x": jnp.asarray(x, dtype), "y": jnp.asarray(y, dtype)},
+    )
+
+
+def gp_numpyro_model(x: Any, y: Any) -> None:
+    """The GP as a NumPyro model (`MultivariateNormal` with the kernel covariance)."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    values = {
+        name: numpyro.sample(name, dist.LogNormal(loc, scale))
+        for name, (loc, scale) in _GP_PRIORS.items()
+    }
+    sq = (x[:, None] - x[None, :]) ** 2
+    cov = values["amplitude"] ** 2 * jnp.exp(-0.5 * sq / values["lengthscale"] ** 2)
+    cov = cov + values["noise"] ** 2 * jnp.eye(x.shape[0], dtype=cov.dtype)
+    numpyro.sample("y", dist.MultivariateNormal(jnp.zeros_like(y), covariance_matrix=cov), obs=y)
+
+
+def gp_numpyro(x: Any, y: Any) -> Model:
+    """The GP through [`from_numpyro`][logdensity.from_numpyro]."""
+    from .adapters._numpyro import from_numpyro
+
+    dtype = jnp.zeros(()).dtype
+    return from_numpyro(gp_numpyro_model, np.asarray(x, dtype), np.asarray(y, dtype))
+
+
+def gp_equinox(x: Any, y: Any) -> Model:
+    """The GP as an Equinox module (`RBFGP`, priors on the leaves) through
+    [`from_equinox`][logdensity.from_equinox]; parax's raw space for each `LogNormal`
+    prior is its Gaussian copula."""
+    from ._examples_equinox import RBFGP, gp_log_likelihood
+    from .adapters._equinox import from_equinox
+
+    dtype = jnp.zeros(()).dtype
+    return from_equinox(
+        RBFGP(dtype), gp_log_likelihood, jnp.asarray(x, dtype), jnp.asarray(y, dtype)
+    )

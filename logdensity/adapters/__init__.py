@@ -3,7 +3,14 @@
 A backend is imported only inside its adapter, never at `import logdensity`.
 """
 
+from ._equinox import EquinoxModel as EquinoxModel, from_equinox as from_equinox
 from ._jax import from_jax as from_jax
 from ._numpyro import add_numpyro_predictive as add_numpyro_predictive, from_numpyro as from_numpyro
 
-__all__ = ["add_numpyro_predictive", "from_jax", "from_numpyro"]
+__all__ = [
+    "EquinoxModel",
+    "add_numpyro_predictive",
+    "from_equinox",
+    "from_jax",
+    "from_numpyro",
+]

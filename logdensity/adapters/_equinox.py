@@ -1,0 +1,406 @@
+"""The Equinox/parax adapter: `from_equinox`.
+
+A module's free leaves are the raw (unconstrained) arrays that `eqx.partition` finds
+once parax's constants (`Fixed`, and the frozen distributions, constraints and functions
+inside variables) are held whole. Priors and constraints are read node by node: a
+`parax.Random` contributes `log p(x) + log|dx/draw|`, a `parax.Constrained` (no prior)
+only `log|dx/draw|`, a plain array nothing (a flat prior) unless `priors` gives one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, PyTree, Scalar
+
+from .._model import Model, _key_name
+from ._backends import require
+
+__all__ = ["EquinoxModel", "from_equinox"]
+
+_Path = tuple[Any, ...]
+
+
+def _name(path: _Path) -> str:
+    return "".join(_key_name(k) for k in path).lstrip(".") or "module"
+
+
+def _child(node: Any, key: Any) -> Any:
+    if isinstance(key, jax.tree_util.GetAttrKey):
+        return getattr(node, key.name)
+    if isinstance(key, jax.tree_util.SequenceKey):
+        return node[key.idx]
+    if isinstance(key, jax.tree_util.DictKey):
+        return node[key.key]
+    return None
+
+
+def _walk(module: Any, path: _Path) -> tuple[str, Any]:
+    """The display name of a free leaf at `path`, and the parax variable that owns it.
+
+    The name is the path with the wrappers' own steps removed (a variable's `raw_value`,
+    a `Tie`'s `tree`), so a raw leaf is named like the value it becomes after
+    `parax.unwrap`: `layers[0].weight`, not `layers[0].weight.raw_value`.
+    """
+    prx = require("parax", "equinox")
+    node, kept, owner = module, [], None
+    for key in path:
+        attr = getattr(key, "name", None)
+        is_raw = isinstance(node, prx.AbstractVariable) and attr == "raw_value"
+        is_tie = isinstance(node, prx.Tie) and attr == "tree"
+        if isinstance(node, prx.AbstractVariable) and owner is None:
+            owner = node
+        if not (is_raw or is_tie):
+            kept.append(key)
+        node = _child(node, key) if node is not None else None
+    return _name(tuple(kept)), owner
+
+
+def _attach_priors(module: Any, priors: PyTree) -> Any:
+    """`module` with each inexact-array leaf that `priors` gives a distribution for
+    wrapped as `parax.Random(prior, value=leaf)`."""
+    prx = require("parax", "equinox")
+    from distreqx.distributions import AbstractDistribution
+
+    def is_prior(x: Any) -> bool:
+        return x is None or isinstance(x, AbstractDistribution)
+
+    def attach(path: _Path, prior: Any, leaf: Any) -> Any:
+        if prior is None:
+            return leaf
+        if prx.is_variable(leaf):
+            raise TypeError(
+                f"priors gives {_name(path)!r} a prior, but the module's leaf there is already "
+                f"a parax {type(leaf).__name__}; give its prior in the module or here, not both."
+            )
+        import equinox as eqx
+
+        if not eqx.is_inexact_array(leaf):
+            raise TypeError(
+                f"priors gives {_name(path)!r} a prior, but the module's leaf there is "
+                f"{type(leaf).__name__} {getattr(leaf, 'dtype', '')}, not a floating-point array "
+                "or a parax variable; a parameter must be a float array."
+            )
+        return prx.Random(prior, value=leaf)
+
+    try:
+        return jax.tree_util.tree_map_with_path(attach, priors, module, is_leaf=is_prior)
+    except ValueError as e:
+        raise ValueError(
+            "priors must have the module's structure, with a distribution (or None) at each "
+            "inexact-array leaf; e.g. `jax.tree.map(lambda _: None, eqx.filter(module, "
+            f"eqx.is_inexact_array))` then `eqx.tree_at` the priors in. ({e})"
+        ) from e
+
+
+def _live_outputs(fn: Callable[[Any], list[Array]], position: Any) -> list[bool]:
+    """Which outputs of `fn(position)` depend on `position` (a forward pass over the
+    jaxpr): a `Fixed` leaf's value, say, does not, and is left out of the draws."""
+    from jax.extend.core import Literal
+
+    jaxpr = jax.make_jaxpr(fn)(position).jaxpr
+    live = set(jaxpr.invars)
+    for eqn in jaxpr.eqns:
+        if any(not isinstance(v, Literal) and v in live for v in eqn.invars):
+            live.update(eqn.outvars)
+    return [not isinstance(v, Literal) and v in live for v in jaxpr.outvars]
+
+
+def _hashable(leaf: Any) -> Any:
+    try:
+        hash(leaf)
+    except TypeError:
+        return ("id", id(leaf))
+    return leaf
+
+
+class _Structure:
+    """Everything static about one module: how a position and the data make it whole.
+
+    The module's constant arrays (`Fixed` values, prior parameters) travel in the
+    `Model`'s data, traced, so they are never baked into compiled code; two structures
+    of equal shape, type and static fields compare equal and share compiled code.
+    """
+
+    def __init__(self, module: Any, log_likelihood: Callable[..., Any]):
+        import equinox as eqx
+
+        prx = require("parax", "equinox")
+        self.log_likelihood = log_likelihood
+        free, static = eqx.partition(module, eqx.is_inexact_array, is_leaf=prx.is_constant)
+        constants, rest = eqx.partition(static, eqx.is_array)
+        self.free_def = jax.tree.structure(free)
+        self.rest = rest
+        paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(free)[0]]
+        walked = [_walk(module, p) for p in paths]
+        names = [n for n, _ in walked]
+        if len(set(names)) != len(names):  # a variable with two raw arrays: full paths
+            names = [_name(p) for p in paths]
+        self.names = tuple(names)
+        self.owners = tuple(owner for _, owner in walked)
+        # a raw leaf can be set from its value when its owner is a parax variable with an
+        # inverse (`wrap`) holding it directly, or when it has no owner (a plain array)
+        self.invertible = tuple(
+            owner is None
+            or (isinstance(owner, prx.AbstractWrappable) and eqx.is_array(owner.raw_value))
+            for owner in self.owners
+        )
+        rest_leaves, rest_def = jax.tree.flatten(rest)
+        self._key = (log_likelihood, self.free_def, rest_def, tuple(map(_hashable, rest_leaves)))
+        self.initial_position = dict(zip(self.names, jax.tree.leaves(free), strict=True))
+        self.constants = constants
+
+    def module(self, position: Mapping[str, Array], constants: PyTree) -> Any:
+        """The wrapped module (parax variables included) at `position`."""
+        import equinox as eqx
+
+        free = jax.tree.unflatten(self.free_def, [position[n] for n in self.names])
+        return eqx.combine(free, constants, self.rest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Structure) and other._key == self._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+
+def _log_prior(module: Any) -> Scalar:
+    """The log prior of `module`'s parax nodes on the raw space, log-Jacobians included."""
+    prx = require("parax", "equinox")
+    total = jnp.zeros(())
+    for node in jax.tree.leaves(module, is_leaf=_is_node):
+        if not _is_node(node) or prx.is_constant(node):
+            continue
+        constraint = prx.as_unwrapped(node.constraint)
+        value, log_det = constraint.bijector.forward_and_log_det(node.raw_value)
+        total = total + jnp.sum(log_det)
+        if prx.is_probabilistic(node):
+            total = total + jnp.sum(prx.as_unwrapped(node.distribution).log_prob(value))
+    return total
+
+
+def _is_node(x: Any) -> bool:
+    prx = require("parax", "equinox")
+    return prx.is_probabilistic(x) or prx.is_constrained(x) or prx.is_constant(x)
+
+
+def _check_nodes(module: Any) -> None:
+    prx = require("parax", "equinox")
+    import equinox as eqx
+
+    for path, node in jax.tree_util.tree_flatten_with_path(module, is_leaf=_is_node)[0]:
+        if not _is_node(node) or prx.is_constant(node):
+            continue
+        raw = getattr(node, "raw_value", None)
+        if isinstance(raw, jax.Array | np.ndarray) and not eqx.is_inexact_array(raw):
+            raise TypeError(
+                f"{_name(path)!r}: the raw value of a parax {type(node).__name__} must be a "
+                f"floating-point array, got dtype {raw.dtype}."
+            )
+        if not eqx.is_inexact_array(raw):
+            raise NotImplementedError(
+                f"{_name(path)!r} is a parax {type(node).__name__} over a pytree; "
+                "from_equinox reads priors and constraints from nodes holding one array "
+                "(parax.Random, parax.Constrained, Probabilize of an array)."
+            )
+
+
+class _LogDensity:
+    def __init__(self, structure: _Structure):
+        self.structure = structure
+
+    def __call__(self, position: Mapping[str, Array], data: tuple[PyTree, tuple[Any, ...]]):
+        prx = require("parax", "equinox")
+        constants, args = data
+        module = self.structure.module(position, constants)
+        log_likelihood = self.structure.log_likelihood(prx.unwrap(module), *args)
+        return _log_prior(module) + log_likelihood
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, type(self)) and other.structure == self.structure
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.structure))
+
+
+class _Constrain(_LogDensity):
+    """`position -> {path: value}` for every leaf of the unwrapped module that the
+    position moves (free leaves, tied targets, derived values; not `Fixed` ones)."""
+
+    def __init__(self, structure: _Structure, names: tuple[str, ...], selected: tuple[int, ...]):
+        super().__init__(structure)
+        self.names, self.selected = names, selected
+
+    def unwrapped(self, position: Mapping[str, Array], constants: PyTree) -> Any:
+        prx = require("parax", "equinox")
+        return prx.unwrap(self.structure.module(position, constants))
+
+    def __call__(self, position: Mapping[str, Array], data: Any) -> dict[str, Array]:
+        leaves = jax.tree.leaves(self.unwrapped(position, data[0]))
+        return {name: leaves[i] for name, i in zip(self.names, self.selected, strict=True)}
+
+
+class _Unconstrain(_LogDensity):
+    """`{path: value} -> position`, inverting each variable's own bijector."""
+
+    def __call__(self, values: Mapping[str, Any], data: Any) -> dict[str, Array]:
+        position = {}
+        s = self.structure
+        for name, owner, invertible in zip(s.names, s.owners, s.invertible, strict=True):
+            if not invertible:
+                raise NotImplementedError(
+                    f"{name!r} is held by a parax {type(owner).__name__}, which has no "
+                    "inverse from its value to its raw value; give the position directly."
+                )
+            if name not in values:
+                raise KeyError(f"unconstrain needs a value for {name!r}; got {sorted(values)}.")
+            value = jnp.asarray(values[name])
+            position[name] = value if owner is None else owner.wrap(value).raw_value
+        return position
+
+
+@jax.tree_util.register_pytree_node_class
+class EquinoxModel(Model):
+    """A [`logdensity.Model`][] built from an Equinox module by
+    [`logdensity.from_equinox`][], with the way back to the module.
+
+    `model.module(position)` is the **unwrapped** module (parameters in their own space)
+    at an unconstrained position, and `model.rebuild(values)` the unwrapped module with
+    the named constrained `values` (as `constrain` returns them, or as stored in the
+    posterior) put in place. Both are pure JAX: `jax.vmap(lambda v: model.rebuild(v)(x))`
+    over a batch of draws gives the predictions of every draw.
+    """
+
+    @property
+    def data(self) -> tuple[Any, ...]:
+        """The `*data` arrays passed to `log_likelihood` (traced)."""
+        return self._data[1]
+
+    def replace_data(self, data: PyTree) -> EquinoxModel:
+        """The same model with `log_likelihood`'s data arrays replaced by the tuple
+        `data`; same shapes and dtypes reuse compiled code."""
+        return super().replace_data((self._data[0], tuple(data)))  # type: ignore[return-value]
+
+    def module(self, position: Mapping[str, Array]) -> Any:
+        """The unwrapped module at the unconstrained `position`."""
+        fn: _Constrain = self._constrain_fn  # type: ignore[assignment]
+        return fn.unwrapped(position, self._data[0])
+
+    def rebuild(self, values: Mapping[str, Any]) -> Any:
+        """The unwrapped module with `values` (`{path: constrained value}`) in place.
+
+        Values not given keep those at the initial position. **Raises:** `KeyError`
+        for a name the model does not have.
+        """
+        fn: _Constrain = self._constrain_fn  # type: ignore[assignment]
+        unknown = set(values) - set(fn.names)
+        if unknown:
+            raise KeyError(f"rebuild got {sorted(unknown)}; the model's values are {fn.names}.")
+        template = fn.unwrapped(self._initial_position, self._data[0])
+        leaves, treedef = jax.tree.flatten(template)
+        for name, i in zip(fn.names, fn.selected, strict=True):
+            if name in values:
+                leaves[i] = jnp.asarray(values[name], leaves[i].dtype)
+        return jax.tree.unflatten(treedef, leaves)
+
+
+def from_equinox(
+    module: Any,
+    log_likelihood: Callable[..., Scalar],
+    *data: Any,
+    priors: PyTree = None,
+    dims: Mapping[str, tuple[str, ...]] | None = None,
+    coords: Mapping[str, Any] | None = None,
+) -> EquinoxModel:
+    """A `LogDensity` from an Equinox module whose leaves carry their priors (parax).
+
+    **Arguments:**
+
+    - `module`: an `eqx.Module` (or any pytree). Its leaves may be parax variables:
+      `parax.Random(prior)` (a distreqx or `parax.distributions` prior; its raw space
+      and bijector come from the prior's support, as parax infers them),
+      `parax.Constrained(constraint, value)` (a flat prior on the constraint's
+      support), `parax.Fixed` (held fixed, not sampled), `parax.Derived`,
+      `parax.Tie` (the target follows the source, only the source is sampled). Plain
+      floating-point arrays are sampled with a flat (improper) prior unless `priors`
+      gives one, as parax's `tree_distributions` treats them. Non-float and non-array
+      leaves (ints, functions, activation choices) stay static.
+    - `log_likelihood`: `log_likelihood(model, *data) -> Scalar`, called with the
+      **unwrapped** model (`parax.unwrap`: every parameter in its own, constrained
+      space, `Fixed`/`Tie`/`Derived` resolved). Pure JAX. It may add terms of its own
+      (a hierarchical prior whose parameters are other leaves, say).
+    - `*data`: arrays passed to `log_likelihood` after the model (traced, not baked
+      into compiled code).
+    - `priors`: for a plain Equinox module, a pytree of distributions with the
+      module's structure (a distribution, or `None`, at each inexact-array leaf).
+    - `dims`, `coords`: ArviZ dimension names per value (by path name) and labels.
+
+    **Returns:** an [`EquinoxModel`][logdensity.adapters.EquinoxModel], a `Model`
+    whose position is `{path: raw value}` for every free leaf (path names as the
+    unwrapped module would have them: `weight`, `layers[0].bias`; the raw value is
+    parax's `raw_value`, unconstrained, float32 or float64 as the module holds it). The
+    log density is the prior on that raw space (every log-Jacobian included) plus the
+    likelihood. `constrain` returns every leaf of the unwrapped module that the
+    position moves: the free leaves in their own space, and as deterministics the tied
+    targets and derived values.
+
+    **Float32 note:** for a prior with an inverse CDF (Gamma, Beta, LogNormal, ...),
+    parax's raw space is the prior's Gaussian copula; its map clips where the normal
+    CDF rounds to 0 or 1, about ±5 prior standard deviations in float32 (±8 in
+    float64), and the likelihood's gradient vanishes there. Use
+    `jax.config.update("jax_enable_x64", True)` when the posterior may sit in a prior's
+    tail.
+
+    **Raises:**
+
+    - `TypeError` naming the path when `priors` gives a prior to a leaf that is not a
+      floating-point array, or a parax variable's raw value is not one;
+    - `NotImplementedError` naming the path for a prior or constraint over a whole
+      pytree (`Probabilize`/`Constrain` of a subtree: give each leaf its own);
+    - `ValueError` when the module has no free leaf, `priors` does not match its
+      structure, or `log_likelihood` does not return a scalar.
+    """
+    require("parax", "equinox")
+    if priors is not None:
+        module = _attach_priors(module, priors)
+    _check_nodes(module)
+    structure = _Structure(module, log_likelihood)
+    if not structure.names:
+        raise ValueError(
+            "the module has no free leaf to sample: every float array is Fixed, static or absent."
+        )
+    position = structure.initial_position
+    constrain = _Constrain(structure, (), ())
+    import equinox as eqx
+
+    unwrapped = constrain.unwrapped(position, structure.constants)
+
+    candidates = [
+        (i, _name(path))
+        for i, (path, leaf) in enumerate(jax.tree_util.tree_flatten_with_path(unwrapped)[0])
+        if eqx.is_inexact_array(leaf)
+    ]
+    live = _live_outputs(
+        lambda p: [
+            jax.tree.leaves(constrain.unwrapped(p, structure.constants))[i] for i, _ in candidates
+        ],
+        position,
+    )
+    chosen = [(i, name) for (i, name), is_live in zip(candidates, live, strict=True) if is_live]
+    constrain = _Constrain(structure, tuple(n for _, n in chosen), tuple(i for i, _ in chosen))
+    latents = {n for n, ok in zip(structure.names, structure.invertible, strict=True) if ok}
+    return EquinoxModel(
+        _LogDensity(structure),
+        position,
+        data=(structure.constants, tuple(data)),
+        constrain_fn=constrain,
+        unconstrain_fn=_Unconstrain(structure),
+        dims=dims,
+        coords=coords,
+        deterministics=tuple(n for n in constrain.names if n not in latents),
+        backend="equinox",
+    )
