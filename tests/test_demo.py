@@ -23,3 +23,5 @@ def test_demo_writes_netcdf_and_png(tmp_path):
     assert (tmp_path / "rat_tumors_jax.png").stat().st_size > 10_000
     if "backend: numpyro" in out:
         assert "numpyro vs jax: log density offset spread" in out
+    if "backend: equinox" in out:
+        assert "equinox vs jax: log density offset spread" in out
