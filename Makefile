@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= all,dev,docs
 
-.PHONY: install demo test test-slow lint typing docs bench clean
+.PHONY: install demo test test-slow test-pytensor3 lint typing docs bench clean
 
 $(VENV)/.installed: pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,20 @@ test: install
 
 test-slow: install
 	$(PY) -m pytest -m slow -n 2
+
+# The PyTensor adapter on pytensor 3.0 (PyMC 5.28 pins 2.38, the main environment's).
+PT3_VENV ?= .venv-pytensor3
+$(PT3_VENV)/.installed: pyproject.toml .ci/constraints.txt
+	$(PYTHON) -m venv $(PT3_VENV)
+	$(PT3_VENV)/bin/python -m pip install -q --upgrade pip
+	grep -v -E '^(pytensor|pymc)==' .ci/constraints.txt > $(PT3_VENV)/constraints.txt
+	$(PT3_VENV)/bin/python -m pip install -q -c $(PT3_VENV)/constraints.txt \
+		-e ".[pytensor,test]" "pytensor==3.0.7"
+	touch $@
+
+test-pytensor3: $(PT3_VENV)/.installed
+	$(PT3_VENV)/bin/python -c "import pytensor; print('pytensor', pytensor.__version__)"
+	$(PT3_VENV)/bin/python -m pytest tests/test_pytensor.py -n 2
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -15,6 +15,8 @@ from .adapters import (
     from_equinox as from_equinox,
     from_jax as from_jax,
     from_numpyro as from_numpyro,
+    from_pymc as from_pymc,
+    from_pytensor as from_pytensor,
 )
 
 __version__ = "0.1.0"
@@ -30,6 +32,8 @@ __all__ = [
     "from_equinox",
     "from_jax",
     "from_numpyro",
+    "from_pymc",
+    "from_pytensor",
     "leaf_names",
     "sample",
 ]

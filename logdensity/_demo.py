@@ -23,6 +23,8 @@ BUILDERS: dict[str, tuple[str | None, Callable[[], Model]]] = {
     "jax": (None, examples.rat_tumors_jax),
     "numpyro": ("numpyro", examples.rat_tumors_numpyro),
     "equinox": ("parax", examples.rat_tumors_equinox),
+    "pytensor": ("pytensor", examples.rat_tumors_pytensor),
+    "pymc": ("pymc", examples.rat_tumors_pymc),
 }
 
 
@@ -174,7 +176,8 @@ def run_demo(
 
     names = list(models)
     for other in names[1:]:
-        agreement = logdensity_offsets(models[names[0]], models[other], jax.random.key(seed + 1))
+        # points of `other`, mapped to the reference through the named values
+        agreement = logdensity_offsets(models[other], models[names[0]], jax.random.key(seed + 1))
         results[other]["vs_" + names[0]] = agreement
         print(
             f"{other} vs {names[0]}: log density offset spread "

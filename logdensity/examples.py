@@ -29,6 +29,7 @@ from jaxtyping import Array, Int, Scalar
 from scipy import special
 
 from ._model import Model
+from .adapters._backends import require
 from .adapters._jax import from_jax
 
 __all__ = [
@@ -45,6 +46,8 @@ __all__ = [
     "rat_tumors_jax",
     "rat_tumors_numpyro",
     "rat_tumors_numpyro_model",
+    "rat_tumors_pymc",
+    "rat_tumors_pytensor",
     "rat_tumors_quadrature",
 ]
 
@@ -155,6 +158,61 @@ def rat_tumors_numpyro(y: Int[Any, " J"] | None = None, n: Int[Any, " J"] | None
 
     y, n = _data_or_default(y, n)
     return from_numpyro(rat_tumors_numpyro_model, np.asarray(y), np.asarray(n))
+
+
+def rat_tumors_pytensor(y: Int[Any, " J"] | None = None, n: Int[Any, " J"] | None = None) -> Model:
+    """The rat-tumor model as a PyTensor graph through
+    [`from_pytensor`][logdensity.from_pytensor] (the seed tutorial).
+
+    Inputs `log_a`, `log_b`, `logit_theta[J]` (the plain-JAX version's position, so the
+    two log densities differ by a constant at the same positions), hand-written
+    log-Jacobians, deterministics `alpha`, `beta`, `theta`. The data are constants of
+    the compiled graph.
+    """
+    require("pytensor", "pytensor")
+    import pytensor.tensor as pt
+
+    from .adapters._pytensor import from_pytensor
+
+    y, n = _data_or_default(y, n)
+    y, n = np.asarray(y, float), np.asarray(n, float)
+    log_a, log_b = pt.scalar("log_a"), pt.scalar("log_b")
+    z = pt.vector("logit_theta", shape=(len(y),))
+    alpha, beta = pt.exp(log_a), pt.exp(log_b)
+    log_theta, log1m_theta = -pt.softplus(-z), -pt.softplus(z)
+    betaln = pt.gammaln(alpha) + pt.gammaln(beta) - pt.gammaln(alpha + beta)
+    logp = (
+        -2.5 * pt.log(alpha + beta)
+        + log_a  # log|d alpha / d log_a|
+        + log_b
+        + pt.sum((alpha - 1) * log_theta + (beta - 1) * log1m_theta - betaln)
+        + pt.sum(log_theta + log1m_theta)  # log|d theta / d logit_theta|
+        + pt.sum(y * log_theta + (n - y) * log1m_theta + np.asarray(_log_binom(y, n)))
+    )
+    return from_pytensor(
+        logp,
+        [log_a, log_b, z],
+        deterministics={"alpha": alpha, "beta": beta, "theta": pt.sigmoid(z)},
+        dims={"theta": ("experiment",), "logit_theta": ("experiment",)},
+        coords={"experiment": np.arange(len(y))},
+    )
+
+
+def rat_tumors_pymc(y: Int[Any, " J"] | None = None, n: Int[Any, " J"] | None = None) -> Model:
+    """The rat-tumor model as a PyMC model through [`from_pymc`][logdensity.from_pymc]:
+    `HalfFlat` `alpha`, `beta` with a `Potential` for `(alpha + beta)^(-5/2)`, `theta`
+    (dim `experiment`) `Beta`, `y` `Binomial`; PyMC's log and logodds transforms."""
+    pm = require("pymc", "pymc")
+    from .adapters._pymc import from_pymc
+
+    y, n = _data_or_default(y, n)
+    with pm.Model(coords={"experiment": np.arange(len(y))}) as model:
+        alpha = pm.HalfFlat("alpha")
+        beta = pm.HalfFlat("beta")
+        pm.Potential("hyperprior", -2.5 * pm.math.log(alpha + beta))
+        theta = pm.Beta("theta", alpha, beta, dims="experiment")
+        pm.Binomial("y", n=np.asarray(n), p=theta, observed=np.asarray(y), dims="experiment")
+    return from_pymc(model)
 
 
 def rat_tumors_quadrature(

@@ -6,6 +6,8 @@ A backend is imported only inside its adapter, never at `import logdensity`.
 from ._equinox import EquinoxModel as EquinoxModel, from_equinox as from_equinox
 from ._jax import from_jax as from_jax
 from ._numpyro import add_numpyro_predictive as add_numpyro_predictive, from_numpyro as from_numpyro
+from ._pymc import from_pymc as from_pymc
+from ._pytensor import from_pytensor as from_pytensor
 
 __all__ = [
     "EquinoxModel",
@@ -13,4 +15,6 @@ __all__ = [
     "from_equinox",
     "from_jax",
     "from_numpyro",
+    "from_pymc",
+    "from_pytensor",
 ]
