@@ -11,7 +11,6 @@ from typing import Any
 
 import arviz as az
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from . import examples
@@ -66,33 +65,11 @@ def reference_z(idata: az.InferenceData, ref: dict[str, Any]) -> dict[str, float
 def logdensity_offsets(
     a: Model, b: Model, rng_key: jax.Array, num_points: int = 20
 ) -> dict[str, float]:
-    """How far two versions of one model agree.
+    """`offset_spread` and `max_grad_diff` of [`logdensity.testing.agreement`][]."""
+    from .testing import agreement
 
-    At random points `x` of `a`'s unconstrained space (uniform in [-1.5, 1.5] per
-    coordinate), `x` is mapped to `b`'s space through the named constrained values,
-    `T(x) = b.unconstrain(a.constrain(x))`. If the models agree,
-    `log p_a(x) = log p_b(T(x)) + log|det T'(x)| + const` whatever bijectors each
-    backend picked (the Jacobian term is 0 when both pick the same). Returns the spread
-    (max - min) of that difference over the points and the max absolute difference of
-    the gradients of the two sides with respect to `x`.
-    """
-    flat_a, flat_b = a.flat, b.flat
-    x0 = flat_a.initial_position
-    xs = jax.random.uniform(rng_key, (num_points, x0.size), x0.dtype, -1.5, 1.5)
-
-    def to_b(x: jax.Array) -> jax.Array:
-        return flat_b.unconstrain(flat_a.constrain(x))
-
-    def lp_b(x: jax.Array) -> jax.Array:
-        return flat_b(to_b(x)) + jnp.linalg.slogdet(jax.jacfwd(to_b)(x))[1]
-
-    lp_a_val, grad_a = jax.vmap(jax.value_and_grad(flat_a))(xs)
-    lp_b_val, grad_b = jax.vmap(jax.value_and_grad(lp_b))(xs)
-    diff = np.asarray(lp_a_val - lp_b_val)
-    return {
-        "offset_spread": float(diff.max() - diff.min()),
-        "max_grad_diff": float(np.max(np.abs(np.asarray(grad_a) - np.asarray(grad_b)))),
-    }
+    result = agreement(a, b, rng_key, num_points=num_points)
+    return {k: result[k] for k in ("offset_spread", "max_grad_diff")}
 
 
 def run_demo(

@@ -1,0 +1,37 @@
+"""The public conformance kit: `assert_equivalent` passes on equal models written in
+different raw spaces, and fails, naming the variable, when a Jacobian is missing."""
+
+import jax
+import pytest
+
+import logdensity as ld
+from logdensity import examples
+from logdensity.examples import _gp_logdensity
+from logdensity.testing import agreement, assert_equivalent
+
+
+def _gp_without_noise_jacobian(x, y):
+    good = examples.gp_jax(x, y)
+    return ld.from_jax(
+        lambda p, d: _gp_logdensity(p, d) - p["log_noise"],  # drops log|d noise / d log_noise|
+        good.initial_position,
+        constrain=good._constrain_fn,
+        unconstrain=good._unconstrain_fn,
+        data=good.data,
+    )
+
+
+def test_equal_models_in_different_raw_spaces_are_equivalent(x64):
+    pytest.importorskip("parax")
+    # parax maps alpha, beta > 0 by softplus, the plain-JAX version by exp
+    assert_equivalent(examples.rat_tumors_equinox(), examples.rat_tumors_jax())
+    result = agreement(examples.rat_tumors_equinox(), examples.rat_tumors_jax())
+    assert result["offset_spread"] < 1e-8
+
+
+def test_a_missing_jacobian_is_caught_and_named(x64):
+    data = examples.gp_data()
+    broken, good = _gp_without_noise_jacobian(data["x"], data["y"]), examples.gp_jax(**data)
+    with pytest.raises(AssertionError, match=r"differ by more than a constant.*'log_noise'"):
+        assert_equivalent(broken, good)
+    assert_equivalent(examples.gp_jax(**data), good, jax.random.key(1))
