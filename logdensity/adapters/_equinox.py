@@ -384,12 +384,12 @@ def from_equinox(
         for i, (path, leaf) in enumerate(jax.tree_util.tree_flatten_with_path(unwrapped)[0])
         if eqx.is_inexact_array(leaf)
     ]
-    live = _live_outputs(
-        lambda p: [
-            jax.tree.leaves(constrain.unwrapped(p, structure.constants))[i] for i, _ in candidates
-        ],
-        position,
-    )
+
+    def candidate_leaves(p: Mapping[str, Array]) -> list[Array]:
+        leaves = jax.tree.leaves(constrain.unwrapped(p, structure.constants))
+        return [leaves[i] for i, _ in candidates]
+
+    live = _live_outputs(candidate_leaves, position)
     chosen = [(i, name) for (i, name), is_live in zip(candidates, live, strict=True) if is_live]
     constrain = _Constrain(structure, tuple(n for _, n in chosen), tuple(i for i, _ in chosen))
     latents = {n for n, ok in zip(structure.names, structure.invertible, strict=True) if ok}

@@ -15,9 +15,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, PyTree, Scalar
+from jaxtyping import Array, Scalar
 
-from .._model import Model
+from .._model import Model, _IdentityUnconstrain, leaf_names
 from ._backends import require
 
 __all__ = ["from_pytensor"]
@@ -228,23 +228,12 @@ def from_pytensor(
         _LogDensity(jaxify(inputs, [logp]), names, ("logp",)),
         position,
         constrain_fn=constrain,
-        unconstrain_fn=_Unconstrain(names),
+        # the inputs are the latents: unconstrain picks them out by name
+        unconstrain_fn=_IdentityUnconstrain(
+            tuple(leaf_names(position)), jax.tree.structure(position)
+        ),
         dims=dims,
         coords=coords,
         deterministics=tuple(deterministics),
         backend="pytensor",
     )
-
-
-class _Unconstrain:
-    """The inputs are the latents: `unconstrain` picks them out by name."""
-
-    def __init__(self, names: tuple[str, ...]):
-        self.names = names
-
-    def __call__(self, values: Mapping[str, Any], data: PyTree) -> dict[str, Array]:
-        del data
-        missing = [n for n in self.names if n not in values]
-        if missing:
-            raise KeyError(f"unconstrain needs values for {missing}; got {sorted(values)}.")
-        return {n: jnp.asarray(values[n]) for n in self.names}
