@@ -18,7 +18,7 @@ import numpy as np
 from jaxtyping import Array, PyTree, Scalar
 
 from .._model import Model, _key_name
-from ._backends import require
+from ._backends import require, static_key
 
 __all__ = ["EquinoxModel", "from_equinox"]
 
@@ -110,14 +110,6 @@ def _live_outputs(fn: Callable[[Any], list[Array]], position: Any) -> list[bool]
     return [not isinstance(v, Literal) and v in live for v in jaxpr.outvars]
 
 
-def _hashable(leaf: Any) -> Any:
-    try:
-        hash(leaf)
-    except TypeError:
-        return ("id", id(leaf))
-    return leaf
-
-
 class _Structure:
     """Everything static about one module: how a position and the data make it whole.
 
@@ -150,7 +142,7 @@ class _Structure:
             for owner in self.owners
         )
         rest_leaves, rest_def = jax.tree.flatten(rest)
-        self._key = (log_likelihood, self.free_def, rest_def, tuple(map(_hashable, rest_leaves)))
+        self._key = (log_likelihood, self.free_def, rest_def, tuple(map(static_key, rest_leaves)))
         self.initial_position = dict(zip(self.names, jax.tree.leaves(free), strict=True))
         self.constants = constants
 

@@ -11,7 +11,7 @@ import numpy as np
 from jaxtyping import Array, Scalar
 
 from .._model import Model
-from ._backends import require
+from ._backends import require, static_key
 
 __all__ = ["add_numpyro_predictive", "from_numpyro"]
 
@@ -19,14 +19,6 @@ __all__ = ["add_numpyro_predictive", "from_numpyro"]
 def _is_data(leaf: Any) -> bool:
     """Array leaves of the model's arguments are data (traced); the rest is static."""
     return isinstance(leaf, np.ndarray | jax.Array)
-
-
-def _key(leaf: Any) -> Any:
-    try:
-        hash(leaf)
-    except TypeError:
-        return ("id", id(leaf))
-    return leaf
 
 
 class _Bound:
@@ -38,7 +30,7 @@ class _Bound:
 
     def __init__(self, model: Callable[..., Any], treedef: Any, static: tuple[Any, ...]):
         self.model, self.treedef, self.static = model, treedef, static
-        self._key: tuple[Any, ...] = (model, treedef, tuple(_key(s) for s in static))
+        self._key: tuple[Any, ...] = (model, treedef, tuple(static_key(s) for s in static))
 
     def args(self, data: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         leaves, dynamic, static = [], iter(data), iter(self.static)
