@@ -8,10 +8,13 @@ EXTRAS ?= all,dev,docs
 
 .PHONY: install demo test test-slow test-pytensor3 lint typing docs bench clean
 
-$(VENV)/.installed: pyproject.toml .ci/constraints.txt
+# The example adapter plugin (plugins/logdensity-distribution) is installed too: its
+# entry point is what the registry tests find.
+PLUGIN := plugins/logdensity-distribution
+$(VENV)/.installed: pyproject.toml .ci/constraints.txt $(PLUGIN)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c .ci/constraints.txt -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q -c .ci/constraints.txt -e ".[$(EXTRAS)]" -e $(PLUGIN)
 	touch $@
 
 install: $(VENV)/.installed

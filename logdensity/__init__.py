@@ -11,6 +11,7 @@ from ._model import FlatView as FlatView, Model as Model, leaf_names as leaf_nam
 from ._protocol import LogDensity as LogDensity, VariableInfo as VariableInfo
 from ._sample import SamplingWarning as SamplingWarning, sample as sample
 from .adapters import (
+    adapt as adapt,
     add_numpyro_predictive as add_numpyro_predictive,
     from_equinox as from_equinox,
     from_jax as from_jax,
@@ -27,6 +28,7 @@ __all__ = [
     "Model",
     "SamplingWarning",
     "VariableInfo",
+    "adapt",
     "add_numpyro_predictive",
     "diagnose",
     "from_equinox",

@@ -20,7 +20,13 @@ from jaxtyping import PRNGKeyArray, PyTree
 from ._model import leaf_names
 from ._protocol import LogDensity
 
-__all__ = ["agreement", "assert_equivalent", "check_logdensity", "random_positions"]
+__all__ = [
+    "agreement",
+    "assert_equivalent",
+    "check_logdensity",
+    "positions",
+    "random_positions",
+]
 
 
 def random_positions(
@@ -34,6 +40,30 @@ def random_positions(
     flat0, unravel = ravel_pytree(logdensity.initial_position)
     u = jax.random.uniform(rng_key, (num_points, flat0.size), flat0.dtype, -radius, radius)
     return jax.vmap(unravel)(flat0 + u)
+
+
+def positions(logdensity: LogDensity, *, radius: float = 3.0, num_points: int | None = None) -> Any:
+    """A [hypothesis](https://hypothesis.readthedocs.io) strategy for unconstrained
+    positions of `logdensity`.
+
+    Each drawn position is `initial_position + u`, `u` drawn by hypothesis coordinate by
+    coordinate in `[-radius, radius]` (finite floats of the position's dtype; hypothesis
+    shrinks failures towards the initial position). With `num_points`, positions come
+    batched on a leading axis of that length (what `agreement(points=...)` takes).
+
+    **Raises:** `ImportError` if hypothesis is not installed (`pip install hypothesis`).
+    """
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    flat0, unravel = ravel_pytree(logdensity.initial_position)
+    dtype = np.dtype(flat0.dtype)
+    elements = st.floats(-radius, radius, width=8 * dtype.itemsize, allow_subnormal=False)
+    shape = (flat0.size,) if num_points is None else (num_points, flat0.size)
+    unravel_all = unravel if num_points is None else jax.vmap(unravel)
+    return hnp.arrays(dtype, shape, elements=elements).map(
+        lambda u: unravel_all(flat0 + jnp.asarray(u))
+    )
 
 
 def _fail(check: str, detail: str) -> AssertionError:
@@ -196,11 +226,14 @@ def agreement(
     *,
     num_points: int = 20,
     radius: float = 1.5,
+    points: PyTree | None = None,
 ) -> dict[str, Any]:
     """How far two versions of one model agree, whatever raw space each backend picked.
 
     At `num_points` points `x` of `a`'s unconstrained space (`a`'s initial position plus
-    uniform(-radius, radius) per coordinate), `T(x) = b.unconstrain(a.constrain(x))`
+    uniform(-radius, radius) per coordinate; or the given `points`, a batch of `a`'s
+    positions on a leading axis, e.g. drawn by [`positions`][logdensity.testing.positions]),
+    `T(x) = b.unconstrain(a.constrain(x))`
     maps `x` to `b`'s space through the named model-space values. If the two models
     are the same, `log p_a(x) = log p_b(T(x)) + log|det T'(x)| + const` (change of
     variables; the Jacobian term is 0 where both backends use the same bijectors).
@@ -216,7 +249,8 @@ def agreement(
     """
     rng_key = jax.random.key(0) if rng_key is None else rng_key
     flat_a, flat_b = a.flat, b.flat
-    points = random_positions(a, rng_key, num_points, radius)
+    if points is None:
+        points = random_positions(a, rng_key, num_points, radius)
     xs = jax.vmap(flat_a.ravel)(points)
 
     def to_b(x: jax.Array) -> jax.Array:
@@ -252,11 +286,14 @@ def assert_equivalent(
     num_points: int = 20,
     radius: float = 1.5,
     rtol: float | None = None,
+    points: PyTree | None = None,
 ) -> None:
     """Assert that `a` and `b` are the same model: equal log densities up to one
     constant, and equal gradients, at points of `a`'s space mapped to `b`'s through the
     named values (see [`agreement`][logdensity.testing.agreement]; the log-Jacobian
-    between the two raw spaces is accounted for).
+    between the two raw spaces is accounted for). The points are random near `a`'s
+    initial position, or the given `points` (batched on axis 0, e.g. hypothesis-drawn
+    with [`positions`][logdensity.testing.positions]).
 
     Tolerance: `rtol · max(1, max |log p|)` on the spread of the offsets and on the
     gradient differences; default `rtol` 1e-8 in float64 and 1e-3 in float32.
@@ -264,7 +301,7 @@ def assert_equivalent(
     **Raises:** `AssertionError` naming the worst point (its model-space values) and the
     variable whose gradient differs most.
     """
-    result = agreement(a, b, rng_key, num_points=num_points, radius=radius)
+    result = agreement(a, b, rng_key, num_points=num_points, radius=radius, points=points)
     x64 = ravel_pytree(a.initial_position)[0].dtype == jnp.float64
     rtol = (1e-8 if x64 else 1e-3) if rtol is None else rtol
     bar = rtol * max(1.0, result["max_lp"])

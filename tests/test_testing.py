@@ -2,12 +2,14 @@
 different raw spaces, and fails, naming the variable, when a Jacobian is missing."""
 
 import jax
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import logdensity as ld
 from logdensity import examples
 from logdensity.examples import _gp_logdensity
-from logdensity.testing import agreement, assert_equivalent
+from logdensity.testing import agreement, assert_equivalent, positions
 
 
 def _gp_without_noise_jacobian(x, y):
@@ -35,3 +37,18 @@ def test_a_missing_jacobian_is_caught_and_named(x64):
     with pytest.raises(AssertionError, match=r"differ by more than a constant.*'log_noise'"):
         assert_equivalent(broken, good)
     assert_equivalent(examples.gp_jax(**data), good, jax.random.key(1))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_hypothesis_drawn_points(data):
+    """Equal models written in two backends agree wherever hypothesis looks (up to 3
+    in each raw coordinate from the initial point)."""
+    with jax.enable_x64(True):
+        gp = examples.gp_data()
+        good, other = examples.gp_jax(**gp), examples.gp_numpyro(**gp)
+        points = data.draw(positions(good, num_points=3))
+        assert jax.tree.leaves(points)[0].shape[0] == 3
+        assert_equivalent(good, other, points=points)
+        one = data.draw(positions(good))
+        assert np.isfinite(good(one))
