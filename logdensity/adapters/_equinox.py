@@ -223,17 +223,45 @@ class _Constrain(_LogDensity):
     """`position -> {path: value}` for every leaf of the unwrapped module that the
     position moves (free leaves, tied targets, derived values; not `Fixed` ones)."""
 
-    def __init__(self, structure: _Structure, names: tuple[str, ...], selected: tuple[int, ...]):
+    def __init__(
+        self,
+        structure: _Structure,
+        names: tuple[str, ...],
+        selected: tuple[int, ...],
+        deterministics: Callable[..., Mapping[str, Array]] | None = None,
+    ):
         super().__init__(structure)
         self.names, self.selected = names, selected
+        self.deterministics = deterministics
 
     def unwrapped(self, position: Mapping[str, Array], constants: PyTree) -> Any:
         prx = require("parax", "equinox")
         return prx.unwrap(self.structure.module(position, constants))
 
     def __call__(self, position: Mapping[str, Array], data: Any) -> dict[str, Array]:
-        leaves = jax.tree.leaves(self.unwrapped(position, data[0]))
-        return {name: leaves[i] for name, i in zip(self.names, self.selected, strict=True)}
+        module = self.unwrapped(position, data[0])
+        leaves = jax.tree.leaves(module)
+        values = {name: leaves[i] for name, i in zip(self.names, self.selected, strict=True)}
+        if self.deterministics is not None:
+            extra = dict(self.deterministics(module, *data[1]))
+            clash = sorted(set(extra) & set(values))
+            if clash:
+                raise ValueError(
+                    f"deterministics {clash} have the names of module leaves; rename them."
+                )
+            values.update(extra)
+        return values
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            super().__eq__(other)
+            and isinstance(other, _Constrain)
+            and (other.names, other.selected) == (self.names, self.selected)
+            and other.deterministics is self.deterministics
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.structure, self.names, id(self.deterministics)))
 
 
 class _Unconstrain(_LogDensity):
@@ -285,11 +313,12 @@ class EquinoxModel(Model):
     def rebuild(self, values: Mapping[str, Any]) -> Any:
         """The unwrapped module with `values` (`{path: constrained value}`) in place.
 
-        Values not given keep those at the initial position. **Raises:** `KeyError`
-        for a name the model does not have.
+        Values not given keep those at the initial position; the values of
+        `deterministics` (functions of the module, not leaves) are ignored.
+        **Raises:** `KeyError` for a name the model does not have.
         """
         fn: _Constrain = self._constrain_fn  # type: ignore[assignment]
-        unknown = set(values) - set(fn.names)
+        unknown = set(values) - set(self.variables)
         if unknown:
             raise KeyError(f"rebuild got {sorted(unknown)}; the model's values are {fn.names}.")
         template = fn.unwrapped(self._initial_position, self._data[0])
@@ -305,6 +334,7 @@ def from_equinox(
     log_likelihood: Callable[..., Scalar],
     *data: Any,
     priors: PyTree = None,
+    deterministics: Callable[..., Mapping[str, Array]] | None = None,
     dims: Mapping[str, tuple[str, ...]] | None = None,
     coords: Mapping[str, Any] | None = None,
 ) -> EquinoxModel:
@@ -329,6 +359,10 @@ def from_equinox(
       into compiled code).
     - `priors`: for a plain Equinox module, a pytree of distributions with the
       module's structure (a distribution, or `None`, at each inexact-array leaf).
+    - `deterministics`: `deterministics(model, *data) -> {name: Array}`, called with the
+      unwrapped model like `log_likelihood`: named functions of several leaves (e.g.
+      `theta = mu + tau * theta_trans`) reported by `constrain` and kept in the draws,
+      NumPyro's `numpyro.deterministic`. Their names must differ from the leaves'.
     - `dims`, `coords`: ArviZ dimension names per value (by path name) and labels.
 
     **Returns:** an [`EquinoxModel`][logdensity.adapters.EquinoxModel], a `Model`
@@ -354,7 +388,8 @@ def from_equinox(
     - `NotImplementedError` naming the path for a prior or constraint over a whole
       pytree (`Probabilize`/`Constrain` of a subtree: give each leaf its own);
     - `ValueError` when the module has no free leaf, `priors` does not match its
-      structure, or `log_likelihood` does not return a scalar.
+      structure, `log_likelihood` does not return a scalar, or a deterministic has a
+      leaf's name.
     """
     require("parax", "equinox")
     if priors is not None:
@@ -383,8 +418,11 @@ def from_equinox(
 
     live = _live_outputs(candidate_leaves, position)
     chosen = [(i, name) for (i, name), is_live in zip(candidates, live, strict=True) if is_live]
-    constrain = _Constrain(structure, tuple(n for _, n in chosen), tuple(i for i, _ in chosen))
+    constrain = _Constrain(
+        structure, tuple(n for _, n in chosen), tuple(i for i, _ in chosen), deterministics
+    )
     latents = {n for n, ok in zip(structure.names, structure.invertible, strict=True) if ok}
+    names = tuple(jax.eval_shape(constrain, position, (structure.constants, tuple(data))))
     return EquinoxModel(
         _LogDensity(structure),
         position,
@@ -393,6 +431,6 @@ def from_equinox(
         unconstrain_fn=_Unconstrain(structure),
         dims=dims,
         coords=coords,
-        deterministics=tuple(n for n in constrain.names if n not in latents),
+        deterministics=tuple(n for n in names if n not in latents),
         backend="equinox",
     )

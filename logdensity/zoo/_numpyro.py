@@ -1,0 +1,77 @@
+"""The zoo as NumPyro models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from .. import examples
+from .._model import Model
+from ..adapters._numpyro import from_numpyro
+
+SCHOOL = {"school": np.arange(8)}
+
+
+def _f(x: Any) -> Any:
+    return np.asarray(x, jnp.zeros(()).dtype)
+
+
+def rat_tumors(y: Any, n: Any) -> Model:
+    return examples.rat_tumors_numpyro(y.astype(int), n.astype(int))
+
+
+def eight_schools_noncentered_model(y: Any, sigma: Any) -> None:
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
+    with numpyro.plate("school", len(sigma)):
+        theta_trans = numpyro.sample("theta_trans", dist.Normal(0.0, 1.0))
+        theta = numpyro.deterministic("theta", mu + tau * theta_trans)
+        numpyro.sample("y", dist.Normal(theta, sigma), obs=y)
+
+
+def eight_schools_noncentered(y: Any, sigma: Any) -> Model:
+    return from_numpyro(eight_schools_noncentered_model, _f(y), _f(sigma), coords=SCHOOL)
+
+
+def eight_schools_centered_model(y: Any, sigma: Any) -> None:
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
+    with numpyro.plate("school", len(sigma)):
+        theta = numpyro.sample("theta", dist.Normal(mu, tau))
+        numpyro.sample("y", dist.Normal(theta, sigma), obs=y)
+
+
+def eight_schools_centered(y: Any, sigma: Any) -> Model:
+    return from_numpyro(eight_schools_centered_model, _f(y), _f(sigma), coords=SCHOOL)
+
+
+def linear_regression_model(x: Any, y: Any) -> None:
+    weight = numpyro.sample("weight", dist.Normal(0.0, 5.0))
+    bias = numpyro.sample("bias", dist.Normal(0.0, 2.0))
+    noise = numpyro.sample("noise", dist.LogNormal(-1.0, 1.0))
+    with numpyro.plate("point", len(x)):
+        numpyro.sample("y", dist.Normal(weight * x + bias, noise), obs=y)
+
+
+def linear_regression(x: Any, y: Any) -> Model:
+    return from_numpyro(linear_regression_model, _f(x), _f(y))
+
+
+def logistic_regression_model(x: Any, y: Any) -> None:
+    with numpyro.plate("feature", x.shape[1]):
+        weights = numpyro.sample("weights", dist.Normal(0.0, 1.0))
+    bias = numpyro.sample("bias", dist.Normal(0.0, 2.0))
+    with numpyro.plate("row", x.shape[0]):
+        numpyro.sample("y", dist.Bernoulli(logits=x @ weights + bias), obs=y)
+
+
+def logistic_regression(x: Any, y: Any) -> Model:
+    return from_numpyro(logistic_regression_model, _f(x), _f(y))
+
+
+def gp(x: Any, y: Any) -> Model:
+    return examples.gp_numpyro(x, y)

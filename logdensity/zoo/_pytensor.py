@@ -1,0 +1,114 @@
+"""The zoo as hand-built PyTensor graphs on unconstrained inputs (log-Jacobians written
+out), compiled by `from_pytensor`; the data are constants of the graph."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytensor.tensor as pt
+
+from .. import examples
+from .._model import Model
+from ..adapters._pytensor import from_pytensor
+
+SCHOOL = {"school": np.arange(8)}
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+def normal_logpdf(x: Any, loc: Any, scale: Any) -> Any:
+    return -0.5 * ((x - loc) / scale) ** 2 - pt.log(scale) - 0.5 * LOG_2PI
+
+
+def half_cauchy_logpdf(x: Any, scale: float) -> Any:
+    return np.log(2.0 / (np.pi * scale)) - pt.log1p((x / scale) ** 2)
+
+
+def rat_tumors(y: Any, n: Any) -> Model:
+    return examples.rat_tumors_pytensor(y.astype(int), n.astype(int))
+
+
+def eight_schools_noncentered(y: Any, sigma: Any) -> Model:
+    mu, log_tau = pt.dscalar("mu"), pt.dscalar("log_tau")
+    theta_trans = pt.dvector("theta_trans", shape=(len(y),))
+    tau = pt.exp(log_tau)
+    theta = mu + tau * theta_trans
+    logp = (
+        normal_logpdf(mu, 0.0, 5.0)
+        + half_cauchy_logpdf(tau, 5.0)
+        + log_tau
+        + pt.sum(normal_logpdf(theta_trans, 0.0, 1.0))
+        + pt.sum(normal_logpdf(np.asarray(y), theta, np.asarray(sigma)))
+    )
+    return from_pytensor(
+        logp,
+        [mu, log_tau, theta_trans],
+        deterministics={"tau": tau, "theta": theta},
+        dims={"theta": ("school",), "theta_trans": ("school",)},
+        coords=SCHOOL,
+    )
+
+
+def eight_schools_centered(y: Any, sigma: Any) -> Model:
+    mu, log_tau = pt.dscalar("mu"), pt.dscalar("log_tau")
+    theta = pt.dvector("theta", shape=(len(y),))
+    tau = pt.exp(log_tau)
+    logp = (
+        normal_logpdf(mu, 0.0, 5.0)
+        + half_cauchy_logpdf(tau, 5.0)
+        + log_tau
+        + pt.sum(normal_logpdf(theta, mu, tau))
+        + pt.sum(normal_logpdf(np.asarray(y), theta, np.asarray(sigma)))
+    )
+    return from_pytensor(
+        logp,
+        [mu, log_tau, theta],
+        deterministics={"tau": tau},
+        dims={"theta": ("school",)},
+        coords=SCHOOL,
+    )
+
+
+def linear_regression(x: Any, y: Any) -> Model:
+    weight, bias, log_noise = pt.dscalar("weight"), pt.dscalar("bias"), pt.dscalar("log_noise")
+    noise = pt.exp(log_noise)
+    logp = (
+        normal_logpdf(weight, 0.0, 5.0)
+        + normal_logpdf(bias, 0.0, 2.0)
+        + normal_logpdf(log_noise, -1.0, 1.0)  # LogNormal(-1, 1) times the Jacobian
+        + pt.sum(normal_logpdf(np.asarray(y), weight * np.asarray(x) + bias, noise))
+    )
+    return from_pytensor(logp, [weight, bias, log_noise], deterministics={"noise": noise})
+
+
+def logistic_regression(x: Any, y: Any) -> Model:
+    weights = pt.dvector("weights", shape=(x.shape[1],))
+    bias = pt.dscalar("bias")
+    logits = pt.dot(np.asarray(x), weights) + bias
+    y = np.asarray(y)
+    logp = (
+        pt.sum(normal_logpdf(weights, 0.0, 1.0))
+        + normal_logpdf(bias, 0.0, 2.0)
+        + pt.sum(-y * pt.softplus(-logits) - (1 - y) * pt.softplus(logits))
+    )
+    return from_pytensor(logp, [weights, bias], dims={"weights": ("feature",)})
+
+
+def gp(x: Any, y: Any) -> Model:
+    """The exact GP: Cholesky of `K + noise² I`, triangular solve, as in
+    `logdensity.examples.gp_log_marginal_likelihood`."""
+    x, y = np.asarray(x), np.asarray(y)
+    names = ("lengthscale", "amplitude", "noise")
+    logs = {n: pt.dscalar(f"log_{n}") for n in names}
+    values = {n: pt.exp(v) for n, v in logs.items()}
+    sq = (x[:, None] - x[None, :]) ** 2
+    cov = values["amplitude"] ** 2 * pt.exp(-0.5 * sq / values["lengthscale"] ** 2)
+    cov = cov + values["noise"] ** 2 * np.eye(len(x))
+    chol = pt.linalg.cholesky(cov)
+    alpha = pt.linalg.solve_triangular(chol, y, lower=True)
+    log_ml = -0.5 * pt.sum(alpha**2) - pt.sum(pt.log(pt.diag(chol))) - 0.5 * len(x) * LOG_2PI
+    prior = sum(
+        normal_logpdf(logs[n], loc, scale)  # LogNormal times the Jacobian exp(u)
+        for n, (loc, scale) in examples._GP_PRIORS.items()
+    )
+    return from_pytensor(prior + log_ml, [logs[n] for n in names], deterministics=values)
