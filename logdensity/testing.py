@@ -19,13 +19,16 @@ from jaxtyping import PRNGKeyArray, PyTree
 
 from ._model import leaf_names
 from ._protocol import LogDensity
+from ._sbc import SBCResult, sbc
 
 __all__ = [
+    "SBCResult",
     "agreement",
     "assert_equivalent",
     "check_logdensity",
     "positions",
     "random_positions",
+    "sbc",
 ]
 
 
@@ -58,7 +61,8 @@ def positions(logdensity: LogDensity, *, radius: float = 3.0, num_points: int | 
 
     flat0, unravel = ravel_pytree(logdensity.initial_position)
     dtype = np.dtype(flat0.dtype)
-    elements = st.floats(-radius, radius, width=8 * dtype.itemsize, allow_subnormal=False)
+    width: Any = 8 * dtype.itemsize  # 16, 32 or 64
+    elements = st.floats(-radius, radius, width=width, allow_subnormal=False)
     shape = (flat0.size,) if num_points is None else (num_points, flat0.size)
     unravel_all = unravel if num_points is None else jax.vmap(unravel)
     return hnp.arrays(dtype, shape, elements=elements).map(

@@ -21,12 +21,12 @@ class _Unconstrain(_Compiled):
     each through its PyMC transform's `forward` (given the other values it depends on)."""
 
     def __call__(self, values: Mapping[str, Any], data: PyTree) -> dict[str, Array]:
-        del data
         missing = [n for n in self.names if n not in values]
         if missing:
             raise KeyError(f"unconstrain needs values for {missing}; got {sorted(values)}.")
         position = {n: jnp.asarray(values[n]) for n in self.names}
-        return dict(zip(self.out_names, map(jnp.asarray, self.outputs(position)), strict=True))
+        outputs = map(jnp.asarray, self.outputs(position, data))
+        return dict(zip(self.out_names, outputs, strict=True))
 
 
 def from_pymc(model: Any = None) -> Model:

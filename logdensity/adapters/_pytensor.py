@@ -101,30 +101,39 @@ def jaxify(inputs: Sequence[Any], outputs: Sequence[Any]) -> Callable[..., Any]:
 
 
 class _Compiled:
-    """A jaxified graph of the named inputs, called with a position dict."""
+    """A jaxified graph of the named inputs then the data inputs, called with a
+    position dict and a data dict."""
 
     def __init__(self, fn: Callable[..., Any], names: tuple[str, ...], out_names: tuple[str, ...]):
         self.fn, self.names, self.out_names = fn, names, out_names
 
-    def outputs(self, position: Mapping[str, Array]) -> tuple[Array, ...]:
+    def outputs(
+        self, position: Mapping[str, Array], data: Mapping[str, Array] | None
+    ) -> tuple[Array, ...]:
         with warnings.catch_warnings():
             # a float64 graph traced with x64 off: its casts to float64 truncate to float32,
             # as documented in from_pytensor; one warning per cast is noise
             warnings.filterwarnings("ignore", "Explicitly requested dtype float64", UserWarning)
-            return tuple(self.fn(*(position[n] for n in self.names)))
+            return tuple(self.fn(*(position[n] for n in self.names), *(data or {}).values()))
 
 
 class _LogDensity(_Compiled):
-    def __call__(self, position: Mapping[str, Array], data: Any) -> Scalar:
-        del data
-        return jnp.reshape(self.outputs(position)[0], ())
+    def __call__(self, position: Mapping[str, Array], data: Mapping[str, Array] | None) -> Scalar:
+        return jnp.reshape(self.outputs(position, data)[0], ())
 
 
 class _Constrain(_Compiled):
-    def __call__(self, position: Mapping[str, Array], data: Any) -> dict[str, Array]:
-        del data
-        values = dict(zip(self.out_names, self.outputs(position), strict=True))
+    def __call__(
+        self, position: Mapping[str, Array], data: Mapping[str, Array] | None
+    ) -> dict[str, Array]:
+        values = dict(zip(self.out_names, self.outputs(position, data), strict=True))
         return {n: jnp.asarray(v) for n, v in values.items()}
+
+
+def _default_dtype(value: Any) -> Any:
+    """Floats in JAX's default float dtype; integers and booleans as they are."""
+    kind = jnp.asarray(value).dtype.kind
+    return jnp.zeros(()).dtype if kind == "f" else None
 
 
 def _input_names(inputs: Sequence[Any]) -> tuple[str, ...]:
@@ -176,6 +185,7 @@ def from_pytensor(
     *,
     deterministics: Mapping[str, Any] | None = None,
     initial_position: Mapping[str, Any] | None = None,
+    data: Mapping[Any, Any] | None = None,
     dims: Mapping[str, tuple[str, ...]] | None = None,
     coords: Mapping[str, Any] | None = None,
 ) -> Model:
@@ -192,11 +202,15 @@ def from_pytensor(
     - `deterministics`: `{name: expression of the inputs}` (e.g.
       `{"alpha": pt.exp(log_a)}`), compiled the same way; `constrain` returns the inputs
       and these.
+    - `data`: `{input variable: value}` for named inputs that hold data rather than
+      parameters (e.g. `{y: y_observed}` for `y = pt.vector("y")`). They are traced
+      arguments of the compiled code, not constants: `model.replace_data({"y": new_y})`
+      (same shapes and dtypes) reuses it, and `jax.vmap` over data works.
     - `initial_position`: `{name: value}` for inputs whose static shape is unknown (and
       any other starting value); default zeros.
     - `dims`, `coords`: ArviZ dimension names per value and labels per dimension.
 
-    Shared variables in the graph (data) become constants of the compiled program. The
+    Shared variables in the graph become constants of the compiled program. The
     graph goes through PyTensor's JAX-mode rewrites, then
     `pytensor.link.jax.dispatch.jax_funcify`; the result is pure JAX (`jit`, `grad`,
     `vmap`). The global `jax_enable_x64` setting is left as the caller had it
@@ -221,12 +235,25 @@ def from_pytensor(
     clash = set(deterministics) & set(names)
     if clash:
         raise ValueError(f"deterministics {sorted(clash)} have the names of inputs.")
+    data = dict(data or {})
+    data_names = _input_names(list(data))
+    taken = set(data_names) & (set(names) | set(deterministics))
+    if taken:
+        raise ValueError(f"data inputs {sorted(taken)} have the names of inputs or deterministics.")
+    values = {
+        name: jnp.asarray(value, _default_dtype(value))
+        for name, value in zip(data_names, data.values(), strict=True)
+    }
     position = _initial_values(inputs, names, initial_position)
     out_names = names + tuple(deterministics)
-    constrain = _Constrain(jaxify(inputs, [*inputs, *deterministics.values()]), names, out_names)
+    everything = [*inputs, *data]
+    constrain = _Constrain(
+        jaxify(everything, [*inputs, *deterministics.values()]), names, out_names
+    )
     return Model(
-        _LogDensity(jaxify(inputs, [logp]), names, ("logp",)),
+        _LogDensity(jaxify(everything, [logp]), names, ("logp",)),
         position,
+        data=values,
         constrain_fn=constrain,
         # the inputs are the latents: unconstrain picks them out by name
         unconstrain_fn=_IdentityUnconstrain(

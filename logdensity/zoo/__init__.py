@@ -17,14 +17,15 @@ backends pick different bijectors (parax's softplus where NumPyro uses exp), whi
 | model | values (model space) | data |
 |---|---|---|
 | `rat_tumors` | `alpha`, `beta` > 0, `theta[71]` in (0, 1) | BDA3 Table 5.1 |
-| `eight_schools_noncentered` | `mu`, `tau` > 0, `theta_trans[8]`; `theta = mu + tau·theta_trans` | Rubin (1981) |
+| `eight_schools_noncentered` | `mu`, `tau` > 0, `theta_trans[8]`; `theta` | Rubin (1981) |
 | `eight_schools_centered` | `mu`, `tau` > 0, `theta[8]` | Rubin (1981) |
 | `linear_regression` | `weight`, `bias`, `noise` > 0 | 50 simulated points |
 | `logistic_regression` | `weights[3]`, `bias` | 200 simulated rows |
 | `gp` | `lengthscale`, `amplitude`, `noise` > 0 | 30 simulated points |
 
 Priors: eight schools `mu ~ N(0, 5)`, `tau ~ HalfCauchy(5)` (posteriordb's
-`eight_schools_*`), `theta_trans ~ N(0, 1)` or `theta ~ N(mu, tau)`, `y ~ N(theta, sigma)`;
+`eight_schools_*`), `theta_trans ~ N(0, 1)` with `theta = mu + tau·theta_trans`, or
+`theta ~ N(mu, tau)`, and `y ~ N(theta, sigma)`;
 linear regression `weight ~ N(0, 5)`, `bias ~ N(0, 2)`, `noise ~ LogNormal(-1, 1)`;
 logistic regression `weights ~ N(0, 1)`, `bias ~ N(0, 2)`, `y ~ Bernoulli(logit = X w + b)`;
 the GP's hyperparameters `LogNormal` (see `logdensity.examples.gp_jax`); rat tumors as

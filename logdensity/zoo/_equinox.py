@@ -94,7 +94,9 @@ class EightSchoolsCentered(eqx.Module):
 def centered_log_likelihood(
     model: EightSchoolsCentered, y: Float[Array, " J"], sigma: Float[Array, " J"]
 ) -> Scalar:
-    prior = half_cauchy_logpdf(model.tau, 5.0) + jnp.sum(norm.logpdf(model.theta, model.mu, model.tau))
+    prior = half_cauchy_logpdf(model.tau, 5.0) + jnp.sum(
+        norm.logpdf(model.theta, model.mu, model.tau)
+    )
     return prior + jnp.sum(norm.logpdf(y, model.theta, sigma))
 
 
