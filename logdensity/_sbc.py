@@ -119,7 +119,9 @@ def sbc(
     truths, datas = jax.vmap(simulate)(jax.random.split(sim_key, num_simulations))
     unknown = sorted(set(truths) - set(model.variables))
     if unknown:
-        raise ValueError(f"simulate returns {unknown}, not values of the model {list(model.variables)}")
+        raise ValueError(
+            f"simulate returns {unknown}, not values of the model {list(model.variables)}"
+        )
 
     def quantities(values: Mapping[str, Array], data: PyTree) -> dict[str, Array]:
         out = _scalars({k: values[k] for k in truths})
@@ -150,9 +152,7 @@ def sbc(
             )
             return state, (state.position, divergent)
 
-        _, (xs, divergent) = jax.lax.scan(
-            one_draw, state, jax.random.split(sample_key, num_draws)
-        )
+        _, (xs, divergent) = jax.lax.scan(one_draw, state, jax.random.split(sample_key, num_draws))
         truth_q = quantities(truth, data)
         draws_q = jax.vmap(lambda x: quantities(logdensity_fn.constrain(x), data))(xs)
         ranks = {k: jnp.sum(draws_q[k] < truth_q[k]) for k in truth_q}

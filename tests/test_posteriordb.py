@@ -2,11 +2,12 @@
 10 chains x 1000 thinned draws), each sampled by `logdensity.sample` in NumPyro and
 plain JAX (non-centered eight schools in all four backends).
 
-Pass (per posterior and backend, 4 chains x 1000 draws after 1000 warmup (4000 for
-eight schools), target acceptance 0.9 (0.95 for eight schools, 0.99 for the latent GP)): no divergences, R-hat < 1.01, bulk and tail ESS >= 400, and for each
-of the P reference parameters |mean - ref| / sqrt(mcse² + ref_mcse²) below the
-Bonferroni bar Φ⁻¹(1 - 0.01 / 2P) (a 1% family-wise false alarm rate per posterior)
-and sd within 10% of the reference sd.
+Pass (per posterior and backend, 4 chains x 1000 draws after 1000 warmup; 4000 draws
+for eight schools; target acceptance 0.9, 0.95 for eight schools, 0.99 for the latent
+GP): no divergences, R-hat < 1.01, bulk and tail ESS >= 400, and for each of the P
+reference parameters |mean - ref| / sqrt(mcse² + ref_mcse²) below the Bonferroni bar
+Φ⁻¹(1 - 0.01 / 2P) (a 1% family-wise false alarm rate per posterior) and sd within
+10% of the reference sd.
 
 Centered eight schools is the negative control: its funnel defeats NUTS, and the test
 checks that `logdensity.sample` says so (a `SamplingWarning` naming divergences).
