@@ -70,15 +70,23 @@ def eight_schools_centered(y: Any, sigma: Any) -> Model:
 
 
 def linear_regression(x: Any, y: Any) -> Model:
+    """`x`, `y` are data inputs (traced, not constants): `replace_data({"x": ..., "y": ...})`
+    refits new data without recompiling (what simulation-based calibration needs)."""
     weight, bias, log_noise = pt.dscalar("weight"), pt.dscalar("bias"), pt.dscalar("log_noise")
+    x_in, y_in = pt.dvector("x", shape=np.shape(x)), pt.dvector("y", shape=np.shape(y))
     noise = pt.exp(log_noise)
     logp = (
         normal_logpdf(weight, 0.0, 5.0)
         + normal_logpdf(bias, 0.0, 2.0)
         + normal_logpdf(log_noise, -1.0, 1.0)  # LogNormal(-1, 1) times the Jacobian
-        + pt.sum(normal_logpdf(np.asarray(y), weight * np.asarray(x) + bias, noise))
+        + pt.sum(normal_logpdf(y_in, weight * x_in + bias, noise))
     )
-    return from_pytensor(logp, [weight, bias, log_noise], deterministics={"noise": noise})
+    return from_pytensor(
+        logp,
+        [weight, bias, log_noise],
+        deterministics={"noise": noise},
+        data={x_in: np.asarray(x), y_in: np.asarray(y)},
+    )
 
 
 def logistic_regression(x: Any, y: Any) -> Model:
