@@ -8,6 +8,7 @@ backend agree within Monte Carlo error, z < 4 per scalar against the plain-JAX r
 
 import functools
 import itertools
+import zlib
 
 import arviz as az
 import jax
@@ -73,13 +74,20 @@ def _summaries(model, posterior):
 @pytest.mark.slow
 @pytest.mark.parametrize("model", [m for m in zoo.MODELS if m != "eight_schools_centered"])
 def test_posteriors_agree_across_backends(model, x64):
-    """4 chains x 1000 draws after 1000 warmup per backend; for each scalar,
+    """4 chains x 1000 draws after 1000 warmup per backend (target acceptance 0.9, 0.95
+    for eight schools), no divergences; for each scalar,
     z = |mean_b - mean_jax| / sqrt(mcse_b² + mcse_jax²) < 4 (Monte Carlo error only).
     Centered eight schools is left out: NUTS diverges on its funnel (it is the
     negative control of the posteriordb tests), so its MCSEs are not trustworthy."""
     runs = {}
+    target = 0.95 if model.startswith("eight_schools") else 0.9
     for backend in zoo.BACKENDS:
-        idata = ld.sample(_build(model, backend), jax.random.key(7), progress_bar=False)
+        # independent streams: where two backends share raw spaces, one seed would give
+        # them the same chains
+        key = jax.random.key(zlib.crc32(f"{model}/{backend}".encode()))
+        idata = ld.sample(
+            _build(model, backend), key, target_acceptance_rate=target, progress_bar=False
+        )
         assert int(idata.sample_stats["diverging"].sum()) == 0, backend
         runs[backend] = _summaries(model, idata.posterior)
     reference = runs["jax"]
