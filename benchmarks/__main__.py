@@ -4,7 +4,8 @@ For each model and backend: time to the first `jit(value_and_grad)` result (trac
 compile + run) and steady-state gradient evaluations per second for one position and
 for vmapped batches, each as a ratio to the hand-written JAX density of the same model.
 Repeats are interleaved across backends (A B A B ...) so machine noise hits all alike;
-every figure is the min and median over repeats.
+every figure is the min and median over repeats. Models from `logdensity.zoo` at the
+sizes of issue #7 (logistic regression 100,000 x 50, exact GP N = 200), float64.
 
     python -m benchmarks            # full
     python -m benchmarks --quick    # a few minutes
@@ -13,6 +14,8 @@ every figure is the min and median over repeats.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import json
 import platform
 import statistics
@@ -23,25 +26,46 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from logdensity import examples
+from logdensity import zoo
 from logdensity.testing import random_positions
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def _backends() -> dict[str, dict[str, Callable[[], Any]]]:
-    """model -> backend -> builder. "jax" is the hand-written reference."""
-    models: dict[str, dict[str, Callable[[], Any]]] = {
-        "rat_tumors": {"jax": examples.rat_tumors_jax},
+def _data(quick: bool) -> dict[str, dict[str, Any]]:
+    """The benchmark models' data (the issue's sizes; the same in quick mode)."""
+    rng = np.random.default_rng(0)
+    n, d = 100_000, 50
+    x = rng.normal(size=(n, d)) / np.sqrt(d)
+    logits = x @ rng.normal(size=d)
+    gp_x = np.sort(rng.uniform(0.0, 10.0, 200))
+    return {
+        "rat_tumors": {},
+        "eight_schools_noncentered": {},
+        "logistic_regression": {
+            "x": x,
+            "y": (rng.uniform(size=n) < 1 / (1 + np.exp(-logits))) * 1.0,
+        },
+        "gp": {"x": gp_x, "y": np.sin(gp_x) + 0.3 * rng.normal(size=200)},
     }
-    try:
-        import numpyro  # noqa: F401
 
-        models["rat_tumors"]["numpyro"] = examples.rat_tumors_numpyro
-    except ImportError:
-        pass
-    return models
+
+def _backends(quick: bool) -> dict[str, dict[str, Callable[[], Any]]]:
+    """model -> backend -> builder, from `logdensity.zoo`. "jax" (hand-written plain
+    JAX) is the reference; a backend that is not installed is left out."""
+    available = ["jax"]
+    for backend, module in (("numpyro", "numpyro"), ("pytensor", "pytensor"), ("equinox", "parax")):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+        available.append(backend)
+    return {
+        model: {b: functools.partial(zoo.build, model, b, **data) for b in available}
+        for model, data in _data(quick).items()
+    }
 
 
 def _value_and_grad(model: Any, position: Any) -> Any:
@@ -96,7 +120,8 @@ def run(quick: bool) -> dict[str, Any]:
     seconds = 0.3 if quick else 1.0
     batches = (1, 4, 64)
     rows = []
-    for model_name, backends in _backends().items():
+    for model_name, backends in _backends(quick).items():
+        print(f"benchmarking {model_name}: {', '.join(backends)}", flush=True)
         samples: dict[str, dict[str, list[float]]] = {b: {} for b in backends}
         built = {b: build() for b, build in backends.items()}
         for _ in range(repeats):
@@ -150,6 +175,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    jax.config.update("jax_enable_x64", True)  # float64 everywhere, as the tests
     result = run(args.quick)
     RESULTS.mkdir(exist_ok=True)
     stem = "overhead_quick" if args.quick else "overhead"

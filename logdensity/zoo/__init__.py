@@ -22,13 +22,16 @@ backends pick different bijectors (parax's softplus where NumPyro uses exp), whi
 | `linear_regression` | `weight`, `bias`, `noise` > 0 | 50 simulated points |
 | `logistic_regression` | `weights[3]`, `bias` | 200 simulated rows |
 | `gp` | `lengthscale`, `amplitude`, `noise` > 0 | 30 simulated points |
+| `hierarchical` | `mu`, `tau`, `sigma` > 0, `theta_trans[J]` | J = 10,000 groups x 5 |
 
 Priors: eight schools `mu ~ N(0, 5)`, `tau ~ HalfCauchy(5)` (posteriordb's
 `eight_schools_*`), `theta_trans ~ N(0, 1)` with `theta = mu + tau·theta_trans`, or
 `theta ~ N(mu, tau)`, and `y ~ N(theta, sigma)`;
 linear regression `weight ~ N(0, 5)`, `bias ~ N(0, 2)`, `noise ~ LogNormal(-1, 1)`;
 logistic regression `weights ~ N(0, 1)`, `bias ~ N(0, 2)`, `y ~ Bernoulli(logit = X w + b)`;
-the GP's hyperparameters `LogNormal` (see `logdensity.examples.gp_jax`); rat tumors as
+the hierarchical normal model (≥ 10,000 parameters, for the benchmarks) `mu ~ N(0, 5)`,
+`tau, sigma ~ LogNormal(0, 1)`, `theta_trans ~ N(0, 1)`, `y[j, i] ~ N(mu + tau·theta_trans[j],
+sigma)`; the GP's hyperparameters `LogNormal` (see `logdensity.examples.gp_jax`); rat tumors as
 in `logdensity.examples`.
 """
 
@@ -51,6 +54,7 @@ MODELS = (
     "linear_regression",
     "logistic_regression",
     "gp",
+    "hierarchical",
 )
 
 
@@ -77,6 +81,10 @@ def data(model: str) -> dict[str, np.ndarray]:
         return {"x": x, "y": (rng.uniform(size=200) < 1 / (1 + np.exp(-logits))).astype(float)}
     if model == "gp":
         return examples.gp_data()
+    if model == "hierarchical":
+        rng = np.random.default_rng(0)
+        theta = 1.0 + 0.5 * rng.normal(size=10_000)
+        return {"y": theta[:, None] + rng.normal(size=(10_000, 5))}
     raise KeyError(f"no model {model!r} in the zoo; models: {MODELS}")
 
 

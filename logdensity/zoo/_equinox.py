@@ -15,6 +15,7 @@ import parax as prx
 from jax.nn import log_sigmoid
 from jax.scipy.stats import norm
 from jaxtyping import Array, Float, Scalar
+from parax import distributions as pd
 from parax.constraints import Positive
 
 from .. import examples
@@ -151,3 +152,35 @@ def logistic_regression(x: Any, y: Any) -> Model:
 
 def gp(x: Any, y: Any) -> Model:
     return examples.gp_equinox(x, y)
+
+
+class Hierarchical(eqx.Module):
+    """`mu ~ N(0, 5)`, `tau, sigma ~ LogNormal(0, 1)`, `theta_trans ~ N(0, 1)` on the
+    leaves (parax's raw space for the LogNormal priors is their Gaussian copula)."""
+
+    mu: Any
+    tau: Any
+    sigma: Any
+    theta_trans: Any
+
+    def __init__(self, num_groups: int, dtype: Any = None):
+        zero, zeros = jnp.zeros((), dtype), jnp.zeros(num_groups, dtype)
+        self.mu = prx.Random(dd.Normal(zero, zero + 5.0))
+        self.tau = prx.Random(pd.LogNormal(zero, zero + 1.0))
+        self.sigma = prx.Random(pd.LogNormal(zero, zero + 1.0))
+        self.theta_trans = prx.Random(dd.Normal(zeros, zeros + 1.0))
+
+
+def hierarchical_log_likelihood(model: Hierarchical, y: Float[Array, "J n"]) -> Scalar:
+    theta = model.mu + model.tau * model.theta_trans
+    return jnp.sum(norm.logpdf(y, theta[:, None], model.sigma))
+
+
+def hierarchical(y: Any) -> Model:
+    dtype = _dtype()
+    return from_equinox(
+        Hierarchical(y.shape[0], dtype),
+        hierarchical_log_likelihood,
+        jnp.asarray(y, dtype),
+        dims={"theta_trans": ("group",)},
+    )

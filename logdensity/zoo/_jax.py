@@ -154,3 +154,46 @@ def logistic_regression(x: Any, y: Any) -> Model:
 
 def gp(x: Any, y: Any) -> Model:
     return examples.gp_jax(x, y)
+
+
+def _hierarchical_logdensity(p: dict[str, Any], d: dict[str, Any]) -> Any:
+    tau, sigma = jnp.exp(p["log_tau"]), jnp.exp(p["log_sigma"])
+    theta = p["mu"] + tau * p["theta_trans"]
+    return (
+        norm.logpdf(p["mu"], 0.0, 5.0)
+        # LogNormal(0, 1) densities times their Jacobians: Normal(u | 0, 1)
+        + norm.logpdf(p["log_tau"])
+        + norm.logpdf(p["log_sigma"])
+        + jnp.sum(norm.logpdf(p["theta_trans"]))
+        + jnp.sum(norm.logpdf(d["y"], theta[:, None], sigma))
+    )
+
+
+def _hierarchical_constrain(p: dict[str, Any], d: Any) -> dict[str, Any]:
+    return {
+        "mu": p["mu"],
+        "tau": jnp.exp(p["log_tau"]),
+        "sigma": jnp.exp(p["log_sigma"]),
+        "theta_trans": p["theta_trans"],
+    }
+
+
+def _hierarchical_unconstrain(v: dict[str, Any], d: Any) -> dict[str, Any]:
+    return {
+        "mu": v["mu"],
+        "log_tau": jnp.log(v["tau"]),
+        "log_sigma": jnp.log(v["sigma"]),
+        "theta_trans": v["theta_trans"],
+    }
+
+
+def hierarchical(y: Any) -> Model:
+    zero = jnp.zeros(())
+    return from_jax(
+        _hierarchical_logdensity,
+        {"mu": zero, "log_tau": zero, "log_sigma": zero, "theta_trans": jnp.zeros(y.shape[0])},
+        constrain=_hierarchical_constrain,
+        unconstrain=_hierarchical_unconstrain,
+        data=_float({"y": y}),
+        dims={"theta_trans": ("group",)},
+    )

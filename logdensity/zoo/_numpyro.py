@@ -75,3 +75,18 @@ def logistic_regression(x: Any, y: Any) -> Model:
 
 def gp(x: Any, y: Any) -> Model:
     return examples.gp_numpyro(x, y)
+
+
+def hierarchical_model(y: Any) -> None:
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    tau = numpyro.sample("tau", dist.LogNormal(0.0, 1.0))
+    sigma = numpyro.sample("sigma", dist.LogNormal(0.0, 1.0))
+    with numpyro.plate("group", y.shape[0]):
+        theta_trans = numpyro.sample("theta_trans", dist.Normal(0.0, 1.0))
+        theta = mu + tau * theta_trans
+        with numpyro.plate("observation", y.shape[1], dim=-2):
+            numpyro.sample("y", dist.Normal(theta, sigma), obs=y.T)
+
+
+def hierarchical(y: Any) -> Model:
+    return from_numpyro(hierarchical_model, _f(y))

@@ -90,16 +90,23 @@ def linear_regression(x: Any, y: Any) -> Model:
 
 
 def logistic_regression(x: Any, y: Any) -> Model:
+    """`x`, `y` are data inputs (traced): 100,000 x 50 rows stay out of the compiled
+    program (as constants they would be embedded in it)."""
     weights = pt.dvector("weights", shape=(x.shape[1],))
     bias = pt.dscalar("bias")
-    logits = pt.dot(np.asarray(x), weights) + bias
-    y = np.asarray(y)
+    x_in, y_in = pt.dmatrix("x", shape=np.shape(x)), pt.dvector("y", shape=np.shape(y))
+    logits = pt.dot(x_in, weights) + bias
     logp = (
         pt.sum(normal_logpdf(weights, 0.0, 1.0))
         + normal_logpdf(bias, 0.0, 2.0)
-        + pt.sum(-y * pt.softplus(-logits) - (1 - y) * pt.softplus(logits))
+        + pt.sum(-y_in * pt.softplus(-logits) - (1 - y_in) * pt.softplus(logits))
     )
-    return from_pytensor(logp, [weights, bias], dims={"weights": ("feature",)})
+    return from_pytensor(
+        logp,
+        [weights, bias],
+        data={x_in: np.asarray(x), y_in: np.asarray(y)},
+        dims={"weights": ("feature",)},
+    )
 
 
 def gp(x: Any, y: Any) -> Model:
@@ -120,3 +127,26 @@ def gp(x: Any, y: Any) -> Model:
         for n, (loc, scale) in examples._GP_PRIORS.items()
     )
     return from_pytensor(prior + log_ml, [logs[n] for n in names], deterministics=values)
+
+
+def hierarchical(y: Any) -> Model:
+    """`y` is a data input (traced)."""
+    mu, log_tau, log_sigma = pt.dscalar("mu"), pt.dscalar("log_tau"), pt.dscalar("log_sigma")
+    theta_trans = pt.dvector("theta_trans", shape=(y.shape[0],))
+    y_in = pt.dmatrix("y", shape=np.shape(y))
+    tau, sigma = pt.exp(log_tau), pt.exp(log_sigma)
+    theta = mu + tau * theta_trans
+    logp = (
+        normal_logpdf(mu, 0.0, 5.0)
+        + normal_logpdf(log_tau, 0.0, 1.0)  # LogNormal(0, 1) times the Jacobian
+        + normal_logpdf(log_sigma, 0.0, 1.0)
+        + pt.sum(normal_logpdf(theta_trans, 0.0, 1.0))
+        + pt.sum(normal_logpdf(y_in, theta[:, None], sigma))
+    )
+    return from_pytensor(
+        logp,
+        [mu, log_tau, log_sigma, theta_trans],
+        deterministics={"tau": tau, "sigma": sigma},
+        data={y_in: np.asarray(y)},
+        dims={"theta_trans": ("group",)},
+    )
