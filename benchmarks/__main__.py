@@ -49,6 +49,7 @@ def _data(quick: bool) -> dict[str, dict[str, Any]]:
             "y": (rng.uniform(size=n) < 1 / (1 + np.exp(-logits))) * 1.0,
         },
         "gp": {"x": gp_x, "y": np.sin(gp_x) + 0.3 * rng.normal(size=200)},
+        "hierarchical": {},  # 10,003 parameters
     }
 
 
@@ -81,7 +82,8 @@ def _first_result_seconds(build: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def _evals_per_second(model: Any, batch: int, seconds: float) -> float:
+def _throughput(model: Any, batch: int) -> Callable[[float], float]:
+    """Compile once; the returned `measure(seconds)` gives evaluations per second."""
     points = random_positions(model, jax.random.key(0), max(batch, 1))
     if batch == 1:
         point = jax.tree.map(lambda x: x[0], points)
@@ -91,10 +93,13 @@ def _evals_per_second(model: Any, batch: int, seconds: float) -> float:
         f = jax.jit(jax.vmap(_value_and_grad, in_axes=(None, 0)))
         args = (model, points)
     jax.block_until_ready(f(*args))
+    start = time.perf_counter()
+    jax.block_until_ready(f(*args))
+    one = time.perf_counter() - start
     # The calls run inside one jitted scan, so Python dispatch is not measured; each
     # step moves the position by a step-dependent amount so that XLA cannot hoist the
-    # (otherwise loop-invariant) evaluation out of the loop.
-    inner = 200
+    # (otherwise loop-invariant) evaluation out of the loop. About 20 ms per scan.
+    inner = int(min(200, max(1, 0.02 / max(one, 1e-7))))
 
     @jax.jit
     def many(m: Any, p: Any) -> Any:
@@ -108,29 +113,34 @@ def _evals_per_second(model: Any, batch: int, seconds: float) -> float:
         return jax.lax.scan(body, jnp.zeros((), steps.dtype), steps)[0]
 
     jax.block_until_ready(many(*args))
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        jax.block_until_ready(many(*args))
-        count += inner * batch
-    return count / (time.perf_counter() - start)
+
+    def measure(seconds: float) -> float:
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            jax.block_until_ready(many(*args))
+            count += inner * batch
+        return count / (time.perf_counter() - start)
+
+    return measure
 
 
 def run(quick: bool) -> dict[str, Any]:
     repeats = 3 if quick else 7
-    seconds = 0.3 if quick else 1.0
+    seconds = 0.25 if quick else 1.0
     batches = (1, 4, 64)
     rows = []
     for model_name, backends in _backends(quick).items():
         print(f"benchmarking {model_name}: {', '.join(backends)}", flush=True)
         samples: dict[str, dict[str, list[float]]] = {b: {} for b in backends}
         built = {b: build() for b, build in backends.items()}
+        measures = {(b, n): _throughput(built[b], n) for b in backends for n in batches}
         for _ in range(repeats):
             for backend, build in backends.items():  # interleaved
                 s = samples[backend]
                 s.setdefault("first_result_s", []).append(_first_result_seconds(build))
                 for batch in batches:
                     s.setdefault(f"evals_per_s_b{batch}", []).append(
-                        _evals_per_second(built[backend], batch, seconds)
+                        measures[backend, batch](seconds)
                     )
         for backend, s in samples.items():
             row: dict[str, Any] = {"model": model_name, "backend": backend}

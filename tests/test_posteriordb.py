@@ -115,5 +115,10 @@ def test_centered_eight_schools_is_flagged(backend, x64):
     model = POSTERIORS[NEGATIVE_CONTROL][backend](data)
     with pytest.warns(ld.SamplingWarning, match="divergent transitions"):
         idata = ld.sample(model, jax.random.key(2024), progress_bar=False)
-    assert idata.sample_stats.attrs["num_divergences"] > 0
+    attrs = idata.sample_stats.attrs
+    print(
+        f"\nposteriordb {NEGATIVE_CONTROL} [{backend}]: divergences {attrs['num_divergences']}, "
+        f"max R-hat {attrs['max_rhat']:.4f}, min ESS bulk {attrs['min_ess_bulk']:.0f}"
+    )
+    assert attrs["num_divergences"] > 0
     assert int(idata.sample_stats["diverging"].sum()) == idata.sample_stats.attrs["num_divergences"]

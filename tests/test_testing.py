@@ -39,7 +39,7 @@ def test_a_missing_jacobian_is_caught_and_named(x64):
     assert_equivalent(examples.gp_jax(**data), good, jax.random.key(1))
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_hypothesis_drawn_points(data):
     """Equal models written in two backends agree wherever hypothesis looks (up to 3
