@@ -257,9 +257,11 @@ def test_linear_model_tutorial(x64):
     np.testing.assert_allclose(lines.mean(0), least_squares, atol=0.05)
 
 
+@pytest.mark.slow
 def test_gp_backends_agree(x64):
     """Tutorial 2: the exact GP in Equinox, NumPyro and plain JAX: log densities up to a
-    constant, gradients, and posteriors (|z| < 4 with MCSE of both sides)."""
+    constant, gradients, and posteriors (|z| < 4 with MCSE of both sides). Slow: the
+    fast suite checks the same equivalence through `tests/test_zoo.py`."""
     data = examples.gp_data()
     models = {
         "equinox": examples.gp_equinox(data["x"], data["y"]),
