@@ -34,7 +34,7 @@ from logdensity.testing import random_positions
 RESULTS = Path(__file__).parent / "results"
 
 
-def _data(quick: bool) -> dict[str, dict[str, Any]]:
+def _data() -> dict[str, dict[str, Any]]:
     """The benchmark models' data (the issue's sizes; the same in quick mode)."""
     rng = np.random.default_rng(0)
     n, d = 100_000, 50
@@ -53,7 +53,7 @@ def _data(quick: bool) -> dict[str, dict[str, Any]]:
     }
 
 
-def _backends(quick: bool) -> dict[str, dict[str, Callable[[], Any]]]:
+def _backends() -> dict[str, dict[str, Callable[[], Any]]]:
     """model -> backend -> builder, from `logdensity.zoo`. "jax" (hand-written plain
     JAX) is the reference; a backend that is not installed is left out."""
     available = ["jax"]
@@ -65,7 +65,7 @@ def _backends(quick: bool) -> dict[str, dict[str, Callable[[], Any]]]:
         available.append(backend)
     return {
         model: {b: functools.partial(zoo.build, model, b, **data) for b in available}
-        for model, data in _data(quick).items()
+        for model, data in _data().items()
     }
 
 
@@ -129,7 +129,7 @@ def run(quick: bool) -> dict[str, Any]:
     seconds = 0.25 if quick else 1.0
     batches = (1, 4, 64)
     rows = []
-    for model_name, backends in _backends(quick).items():
+    for model_name, backends in _backends().items():
         print(f"benchmarking {model_name}: {', '.join(backends)}", flush=True)
         samples: dict[str, dict[str, list[float]]] = {b: {} for b in backends}
         built = {b: build() for b, build in backends.items()}

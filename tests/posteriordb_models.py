@@ -332,12 +332,10 @@ def blr_jax(data):
     )
 
 
-def _schools(backend):
+def _schools(model, backend):
     def build(data):
-        name = "eight_schools_" + backend[1]
-        return zoo.build(
-            name, backend[0], y=np.asarray(data["y"], float), sigma=np.asarray(data["sigma"], float)
-        )
+        y, sigma = np.asarray(data["y"], float), np.asarray(data["sigma"], float)
+        return zoo.build(model, backend, y=y, sigma=sigma)
 
     return build
 
@@ -346,10 +344,10 @@ def _schools(backend):
 POSTERIORS = {
     "arK-arK": {"numpyro": ark_numpyro, "jax": ark_jax},
     "eight_schools-eight_schools_noncentered": {
-        b: _schools((b, "noncentered")) for b in zoo.BACKENDS
+        b: _schools("eight_schools_noncentered", b) for b in zoo.BACKENDS
     },
     "eight_schools-eight_schools_centered": {
-        b: _schools((b, "centered")) for b in ("numpyro", "jax")
+        b: _schools("eight_schools_centered", b) for b in ("numpyro", "jax")
     },
     "garch-garch11": {"numpyro": garch_numpyro, "jax": garch_jax},
     "gp_pois_regr-gp_pois_regr": {"numpyro": gp_pois_numpyro, "jax": gp_pois_jax},

@@ -1,10 +1,6 @@
 """The NumPyro adapter: conformance over site shapes, errors, data, dims, predictive,
 agreement with NumPyro's own NUTS and with a posteriordb reference."""
 
-import json
-import zipfile
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,13 +9,13 @@ import pytest
 numpyro = pytest.importorskip("numpyro")
 import arviz as az  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
-from numpyro.distributions import constraints  # noqa: E402
 
 import logdensity as ld  # noqa: E402
 from logdensity import _sample, examples  # noqa: E402
 from logdensity.testing import check_logdensity  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "fixtures" / "posteriordb"
+from .posteriordb_models import garch_numpyro, load  # noqa: E402
+
 FAST = {"num_warmup": 300, "num_samples": 300, "progress_bar": False}
 
 
@@ -225,31 +221,10 @@ def test_posterior_and_prior_predictive():
     assert prior["y"].shape == (100, 80)
 
 
-def _garch11(T, y, sigma1):
-    mu = numpyro.sample("mu", dist.ImproperUniform(constraints.real, (), ()))
-    alpha0 = numpyro.sample("alpha0", dist.ImproperUniform(constraints.positive, (), ()))
-    alpha1 = numpyro.sample("alpha1", dist.Uniform(0.0, 1.0))
-    # Stan's `real<lower=0, upper=1 - alpha1> beta1` is flat on the interval: Uniform's
-    # density 1/(1 - alpha1) is undone by the factor. The bound moves with alpha1.
-    beta1 = numpyro.sample("beta1", dist.Uniform(0.0, 1.0 - alpha1))
-    numpyro.factor("beta1_flat", jnp.log1p(-alpha1))
-
-    def step(sigma_prev, y_prev):
-        sigma = jnp.sqrt(alpha0 + alpha1 * (y_prev - mu) ** 2 + beta1 * sigma_prev**2)
-        return sigma, sigma
-
-    _, sigmas = jax.lax.scan(step, jnp.asarray(sigma1, y.dtype), y[:-1])
-    sigma = jnp.concatenate([jnp.asarray(sigma1, y.dtype)[None], sigmas])
-    numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
-
-
 @pytest.mark.slow
 def test_garch11_dynamic_bound_matches_posteriordb(x64):
-    folder = FIXTURES / "garch-garch11"
-    with zipfile.ZipFile(folder / "data.json.zip") as z:
-        data = json.loads(z.read(z.namelist()[0]))
-    ref = json.loads((folder / "reference_summary.json").read_text())
-    model = ld.from_numpyro(_garch11, data["T"], np.asarray(data["y"]), data["sigma1"])
+    data, ref = load("garch-garch11")
+    model = garch_numpyro(data)
     idata = ld.sample(model, jax.random.key(0), progress_bar=False)
     post = idata.posterior
     assert idata.sample_stats.attrs["num_divergences"] == 0

@@ -1,13 +1,10 @@
 """The PyTensor adapter (and PyMC models): conformance over graphs, errors, the global
 x64 flag, the rat-tumor tutorial, eight schools against posteriordb."""
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
-import zipfile
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +19,7 @@ from logdensity import examples  # noqa: E402
 from logdensity._demo import logdensity_offsets  # noqa: E402
 from logdensity.testing import check_logdensity  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "fixtures" / "posteriordb"
+from .posteriordb_models import load  # noqa: E402
 
 
 def _scalar():
@@ -174,10 +171,7 @@ def _eight_schools_pymc(data):
 
 
 def _schools_data():
-    folder = FIXTURES / "eight_schools-eight_schools_noncentered"
-    with zipfile.ZipFile(folder / "data.json.zip") as z:
-        data = json.loads(z.read(z.namelist()[0]))
-    return data, json.loads((folder / "reference_summary.json").read_text())
+    return load("eight_schools-eight_schools_noncentered")
 
 
 def test_pymc_model_logp_names_dims(x64):

@@ -422,7 +422,9 @@ def from_equinox(
         structure, tuple(n for _, n in chosen), tuple(i for i, _ in chosen), deterministics
     )
     latents = {n for n, ok in zip(structure.names, structure.invertible, strict=True) if ok}
-    names = tuple(jax.eval_shape(constrain, position, (structure.constants, tuple(data))))
+    names = constrain.names
+    if deterministics is not None:  # their names are only known by tracing them
+        names = tuple(jax.eval_shape(constrain, position, (structure.constants, tuple(data))))
     return EquinoxModel(
         _LogDensity(structure),
         position,
