@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from blackjax.adaptation import window_adaptation as _window_adaptation
+from blackjax.adaptation.step_size import find_reasonable_step_size
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import Array, PRNGKeyArray, PyTree
@@ -103,29 +104,35 @@ def _transition(
     new_state, info = kernel(
         key, state, model, step_size, imm, max_num_doublings=config.max_tree_depth
     )
-    stats = _Stats(
+    return new_state, _stats(
         diverging=info.is_divergent,
         acceptance_rate=info.acceptance_rate,
-        step_size=jnp.asarray(step_size),
+        step_size=step_size,
         tree_depth=info.num_trajectory_expansions,
         n_steps=info.num_integration_steps,
         energy=info.energy,
         lp=new_state.logdensity,
     )
-    return new_state, stats
 
 
-def _masked_scan(step: Callable, carry: Any, xs: tuple[Array, ...]) -> tuple[Any, Any]:
+def _stats(**fields: Any) -> _Stats:
+    """`_Stats` with fixed dtypes (bool, ints as int32, floats as the log density's),
+    so that a skipped step's zeros can be built without tracing the kernel."""
+    dtypes = _stat_dtypes(jnp.result_type(fields["lp"]))
+    return _Stats(*(jnp.asarray(fields[k], t) for k, t in zip(_Stats._fields, dtypes, strict=True)))
+
+
+def _masked_scan(
+    step: Callable, carry: Any, xs: tuple[Array, ...], zeros: Any
+) -> tuple[Any, Any]:
     """`lax.scan` of `step(carry, x)` where `x[-1]` says whether the step is real.
 
     Chunks have one fixed length so that each compiles once; the steps past the end of
     a phase are skipped by a `lax.cond` on an unbatched flag (a real branch, even under
-    `vmap`), and their outputs are zeros that the host drops.
+    `vmap`), and output `zeros` (the structure of `step`'s output), which the host drops.
     """
 
     def masked(carry: Any, x: tuple[Array, ...]) -> tuple[Any, Any]:
-        out_shape = jax.eval_shape(step, carry, x)[1]
-        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), out_shape)
         return jax.lax.cond(x[-1], step, lambda c, _: (c, zeros), carry, x)
 
     return jax.lax.scan(masked, carry, xs)
@@ -142,17 +149,63 @@ def _check_points(model: LogDensity, positions: PyTree) -> tuple[Array, list[Arr
     return lp, grad_finite
 
 
+@jax.jit
+def _redraw(
+    model: LogDensity,
+    keys: PRNGKeyArray,
+    positions: PyTree,
+    bad: Array,
+    attempt: int,
+    jitter: float,
+) -> tuple[PyTree, Array, list[Array]]:
+    """Redraw the chains marked `bad` at `initial_position + uniform(-jitter, jitter)`
+    and check them: one compiled program, not a dispatch per operation."""
+    trace_counts["redraw"] += 1
+    flat0, unravel = ravel_pytree(model.initial_position)
+
+    def draw(key: PRNGKeyArray) -> PyTree:
+        u = jax.random.uniform(key, flat0.shape, flat0.dtype, -jitter, jitter)
+        return unravel(flat0 + u)
+
+    candidates = jax.vmap(draw)(jax.vmap(jax.random.fold_in, (0, None))(keys, attempt))
+    positions = jax.tree.map(
+        lambda old, new: jnp.where(jnp.reshape(bad, (-1,) + (1,) * (new.ndim - 1)), new, old),
+        positions,
+        candidates,
+    )
+    return positions, *_check_points(model, positions)
+
+
 @jax.jit(static_argnames=("config",))
-def _init(model: LogDensity, config: _Config, positions: PyTree) -> tuple[Any, Any]:
+def _init(
+    model: LogDensity, config: _Config, keys: PRNGKeyArray, positions: PyTree
+) -> tuple[Any, Any]:
     trace_counts["init"] += 1
     adapt_init = _adaptation(config)[0]
     states = jax.vmap(lambda p: blackjax.nuts.init(p, model))(positions)
-    adapt_states = jax.vmap(lambda p: adapt_init(p, 1.0))(positions)
+    step_sizes = jax.vmap(lambda k, s: _initial_step_size(model, k, s))(keys, states)
+    adapt_states = jax.vmap(adapt_init)(positions, step_sizes)
     return states, adapt_states
 
 
+def _initial_step_size(model: LogDensity, key: PRNGKeyArray, state: Any) -> Array:
+    """Stan's and NumPyro's start for dual averaging: from 1, double or halve the step
+    size of one leapfrog step (unit mass) until its acceptance rate crosses 0.65
+    (Hoffman & Gelman 2014, Alg. 4; `blackjax.adaptation.step_size.
+    find_reasonable_step_size`). Without it, a chain that starts far out in a
+    concentrated posterior spends its first warmup steps at the maximum tree depth."""
+    kernel = blackjax.hmc.build_kernel()
+    ones = jnp.ones_like(ravel_pytree(state.position)[0])
+
+    def kernel_generator(step_size: Array) -> Callable:
+        return lambda k, s: kernel(k, s, model, step_size, ones, num_integration_steps=1)
+
+    one = jnp.asarray(1.0, ones.dtype)
+    return find_reasonable_step_size(key, kernel_generator, state, one)
+
+
 @jax.jit(static_argnames=("config",))
-def _warmup_chunk(
+def _chunk(
     model: LogDensity,
     config: _Config,
     keys: PRNGKeyArray,
@@ -161,13 +214,17 @@ def _warmup_chunk(
     steps: Array,
     schedule: Array,
     active: Array,
+    adapting: Array,
 ) -> tuple[tuple[Any, Any], tuple[_Stats, dict[str, Array]]]:
-    trace_counts["warmup_chunk"] += 1
+    """`len(steps)` NUTS transitions of every chain, at the step size and inverse mass
+    matrix of `adapt_states`, which Stan's window adaptation updates where `adapting`
+    (one program for warmup and sampling: half the compilation of two)."""
+    trace_counts["chunk"] += 1
     adapt_update = _adaptation(config)[1]
 
     def one_chain(batched: Any, shared: Any) -> Any:
         key, state, adapt_state = batched
-        model, steps, schedule, active = shared
+        model, steps, schedule, active, adapting = shared
 
         def step(carry: Any, x: Any) -> Any:
             state, adapt_state = carry
@@ -180,54 +237,37 @@ def _warmup_chunk(
                 adapt_state.step_size,
                 adapt_state.inverse_mass_matrix,
             )
-            adapt_state = adapt_update(
-                adapt_state, (stage[0], stage[1]), state.position, stats.acceptance_rate
+            adapt_state = jax.lax.cond(
+                adapting,
+                lambda a: adapt_update(
+                    a, (stage[0], stage[1]), state.position, stats.acceptance_rate
+                ),
+                lambda a: a,
+                adapt_state,
             )
-            draws = model.constrain(state.position) if config.save_warmup else {}
-            return (state, adapt_state), (stats, draws)
+            return (state, adapt_state), (stats, model.constrain(state.position))
 
-        return _masked_scan(step, (state, adapt_state), (steps, schedule, active))
+        dtype = jnp.result_type(state.logdensity)
+        zeros = (
+            _Stats(*(jnp.zeros((), t) for t in _stat_dtypes(dtype))),
+            jax.tree.map(
+                lambda a: jnp.zeros(a.shape, a.dtype),
+                jax.eval_shape(model.constrain, state.position),
+            ),
+        )
+        return _masked_scan(step, (state, adapt_state), (steps, schedule, active), zeros)
 
     return _map_chains(
         one_chain,
         config.chain_method,
         (keys, states, adapt_states),
-        (model, steps, schedule, active),
+        (model, steps, schedule, active, adapting),
     )
 
 
-@jax.jit(static_argnames=("config",))
-def _sampling_chunk(
-    model: LogDensity,
-    config: _Config,
-    keys: PRNGKeyArray,
-    states: Any,
-    step_size: Array,
-    inverse_mass_matrix: Array,
-    steps: Array,
-    active: Array,
-) -> tuple[Any, tuple[_Stats, dict[str, Array]]]:
-    trace_counts["sampling_chunk"] += 1
-
-    def one_chain(batched: Any, shared: Any) -> Any:
-        key, state, step_size, imm = batched
-        model, steps, active = shared
-
-        def step(state: Any, x: Any) -> Any:
-            i, _ = x
-            state, stats = _transition(
-                model, config, jax.random.fold_in(key, i), state, step_size, imm
-            )
-            return state, (stats, model.constrain(state.position))
-
-        return _masked_scan(step, state, (steps, active))
-
-    return _map_chains(
-        one_chain,
-        config.chain_method,
-        (keys, states, step_size, inverse_mass_matrix),
-        (model, steps, active),
-    )
+def _stat_dtypes(dtype: Any) -> tuple[Any, ...]:
+    cast = {"diverging": jnp.bool_, "tree_depth": jnp.int32, "n_steps": jnp.int32}
+    return tuple(cast.get(name, dtype) for name in _Stats._fields)
 
 
 class _Method:
@@ -353,24 +393,12 @@ def _initial_positions(
             )
         return positions
 
-    flat0, unravel = ravel_pytree(model.initial_position)
-
-    def draw(key: PRNGKeyArray) -> PyTree:
-        u = jax.random.uniform(key, flat0.shape, flat0.dtype, -jitter, jitter)
-        return unravel(flat0 + u)
-
     positions = _stack_chains(model.initial_position, num_chains)
     bad = np.ones(num_chains, bool)
     for attempt in range(max_tries):
-        candidates = jax.vmap(draw)(jax.vmap(jax.random.fold_in, (0, None))(keys, attempt))
-        positions = jax.tree.map(
-            lambda old, new, bad=bad: jnp.where(
-                jnp.reshape(bad, (-1,) + (1,) * (new.ndim - 1)), new, old
-            ),
-            positions,
-            candidates,
+        positions, lp, grad_ok = jax.device_get(
+            _redraw(model, keys, positions, bad, attempt, jitter)
         )
-        lp, grad_ok = jax.device_get(_check_points(model, positions))
         bad = ~(np.isfinite(lp) & np.all(grad_ok, axis=0))
         if not bad.any():
             return positions
@@ -394,27 +422,33 @@ def _chunks(total: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 class _Collected:
-    """Per-chunk host arrays of one phase, trimmed of padding and joined at the end."""
+    """One phase's host arrays, `(chain, total, ...)`, allocated at the first chunk and
+    filled chunk by chunk: the draws are held once (no list of chunks to join), so
+    peak memory stays near the size of what is returned."""
 
-    def __init__(self) -> None:
-        self.stats: list[_Stats] = []
-        self.draws: list[dict[str, np.ndarray]] = []
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.stats: dict[str, np.ndarray] = {}
+        self.draws: dict[str, np.ndarray] = {}
         self.num_draws = 0
 
     def add(self, stats: _Stats, draws: dict[str, np.ndarray], n: int) -> None:
-        self.stats.append(jax.tree.map(lambda a: a[:, :n], stats))
-        self.draws.append({k: v[:, :n] for k, v in draws.items()})
+        new = {"stats": stats._asdict(), "draws": draws}
+        for group, arrays in new.items():
+            store = getattr(self, group)
+            for name, a in arrays.items():
+                if name not in store:
+                    store[name] = np.empty((a.shape[0], self.total, *a.shape[2:]), a.dtype)
+                store[name][:, self.num_draws : self.num_draws + n] = a[:, :n]
         self.num_draws += n
 
     def joined(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        if not self.stats:
-            return {}, {}
-        stats = {
-            name: np.concatenate([getattr(s, name) for s in self.stats], axis=1)
-            for name in _Stats._fields
-        }
-        draws = {k: np.concatenate([d[k] for d in self.draws], axis=1) for k in self.draws[0]}
-        return draws, stats
+        """(draws, stats), trimmed to the steps completed."""
+        n = self.num_draws
+        return (
+            {k: v[:, :n] for k, v in self.draws.items()},
+            {k: v[:, :n] for k, v in self.stats.items()},
+        )
 
 
 def sample(
@@ -531,10 +565,11 @@ def sample(
         init_jitter,
         max_init_tries,
     )
-    states, adapt_states = _init(model, config, positions)
+    step_keys = jax.random.split(jax.random.fold_in(init_key, 1), num_chains)
+    states, adapt_states = _init(model, config, step_keys, positions)
     _, _, adapt_final = _adaptation(config)
 
-    warmup, sampling = _Collected(), _Collected()
+    warmup, sampling = _Collected(num_warmup), _Collected(num_samples)
     progress = Progress(num_warmup, num_samples, num_chains, enabled=progress_bar)
     timings = {"warmup_time": 0.0, "sampling_time": 0.0}
     interrupted: str | None = None
@@ -545,26 +580,33 @@ def sample(
             schedule = np.asarray(_window_adaptation.build_schedule(num_warmup)).astype(np.int32)
             for steps, active in _chunks(num_warmup, chunk_size):
                 sched = schedule[np.minimum(steps, num_warmup - 1)]
-                (states, adapt_states), (stats, draws) = _warmup_chunk(
-                    model, config, chain_keys, states, adapt_states, steps, sched, active
+                (states, adapt_states), (stats, draws) = _chunk(
+                    model, config, chain_keys, states, adapt_states, steps, sched, active, True
                 )
-                stats, draws = jax.device_get((stats, draws))
+                stats, draws = jax.device_get((stats, draws if save_warmup else {}))
                 warmup.add(stats, draws, int(active.sum()))
                 progress.update("warmup", int(active.sum()), stats)
         step_size, imm = jax.vmap(adapt_final)(adapt_states)
+        # the adapted values, with the types the chunk was compiled for (no retrace)
+        adapt_states = adapt_states._replace(
+            step_size=jnp.asarray(step_size, adapt_states.step_size.dtype),
+            inverse_mass_matrix=jnp.asarray(imm, adapt_states.inverse_mass_matrix.dtype),
+        )
         timings["warmup_time"] = time.perf_counter() - start
 
         start = time.perf_counter()
+        no_schedule = np.zeros((chunk_size, 2), np.int32)
         for steps, active in _chunks(num_samples, chunk_size):
-            states, (stats, draws) = _sampling_chunk(
+            (states, adapt_states), (stats, draws) = _chunk(
                 model,
                 config,
                 chain_keys,
                 states,
-                step_size,
-                imm,
+                adapt_states,
                 steps + num_warmup,
+                no_schedule,
                 active,
+                False,
             )
             stats, draws = jax.device_get((stats, draws))
             sampling.add(stats, draws, int(active.sum()))

@@ -1,0 +1,175 @@
+"""Memory: peak resident memory of sampling the 10,003-parameter hierarchical model,
+the shared loop's chunks against all draws kept on device.
+
+Each variant runs in a fresh process (`python -m benchmarks.memory --child ...`):
+build the model, sample once (this compiles; `cold`: peak over that first call), then
+reset the kernel's peak counter (`/proc/self/clear_refs`) and sample again with the
+same shapes (`warm`: the steady state, compilation excluded). Reported: resident memory
+before the call, the peak during it, the increase, and the increase as a multiple of
+the returned draws (`idata.posterior`, float64). On CPU the device's memory is the
+process's memory, so draws held on device count.
+
+- `chunked`: `logdensity.sample` with `chunk_size=100`: each chunk's draws move to
+  preallocated host arrays;
+- `one chunk`: `logdensity.sample` with `chunk_size=num_samples`: every draw on device
+  until the end, then moved and post-processed at once;
+- `blackjax`: the hand-rolled BlackJAX loop (`benchmarks.endtoend.blackjax_loop`, all
+  draws on device, constrained at the end), then `az.from_dict` and the same ArviZ
+  diagnostics as `logdensity.sample`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+VARIANTS = ("chunked", "one chunk", "blackjax")
+
+
+def _status(field: str) -> int:
+    """`VmRSS` / `VmHWM` of this process, in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def _reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _child(variant: str, chains: int, warmup: int, draws: int) -> dict[str, Any]:
+    import arviz as az
+    import jax
+    import numpy as np
+    from jax.flatten_util import ravel_pytree
+
+    jax.config.update("jax_enable_x64", True)
+    import logdensity as ld
+    from logdensity import zoo
+    from logdensity._inference_data import diagnose
+
+    from .endtoend import blackjax_loop
+
+    m = zoo.build("hierarchical", "numpyro")
+
+    def sample(key: Any) -> az.InferenceData:
+        if variant == "blackjax":
+            flat, unravel = ravel_pytree(m.initial_position)
+            u = jax.random.uniform(key, (chains, flat.size), flat.dtype, -2.0, 2.0)
+            values, div, n_steps = jax.device_get(
+                blackjax_loop(m, jax.vmap(unravel)(flat + u), key, warmup=warmup, draws=draws)
+            )
+            idata = az.from_dict(
+                posterior={k: np.swapaxes(v, 0, 1) for k, v in values.items()},
+                sample_stats={"diverging": div.T, "n_steps": n_steps.T},
+            )
+            diagnose(idata)
+            return idata
+        size = 100 if variant == "chunked" else draws
+        return ld.sample(
+            m,
+            key,
+            num_chains=chains,
+            num_warmup=warmup,
+            num_samples=draws,
+            chunk_size=size,
+            progress_bar=False,
+        )
+
+    out: dict[str, Any] = {"variant": variant}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for phase, key in (("cold", 0), ("warm", 1)):
+            _reset_peak()
+            before = _status("VmRSS")
+            start = time.perf_counter()
+            idata = sample(jax.random.key(key))
+            seconds = time.perf_counter() - start
+            peak = _status("VmHWM")
+            draws_bytes = sum(v.values.nbytes for v in idata.posterior.data_vars.values())
+            out[phase] = {
+                "rss_before_bytes": before,
+                "peak_bytes": peak,
+                "increase_bytes": peak - before,
+                "draws_bytes": draws_bytes,
+                "increase_over_draws": (peak - before) / draws_bytes,
+                "seconds": seconds,
+            }
+            del idata
+    return out
+
+
+def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
+    del models
+    chains, warmup, draws = (4, 100, 250) if quick else (4, 300, 1000)
+    rows = []
+    for variant in VARIANTS:
+        cmd = [sys.executable, "-m", "benchmarks.memory", "--child", variant]
+        cmd += ["--chains", str(chains), "--warmup", str(warmup), "--draws", str(draws)]
+        env = os.environ | {"XLA_FLAGS": ""}  # one device, as a user's default
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=Path(__file__).parent.parent,
+        )
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(
+            f"  {variant}: warm increase {row['warm']['increase_over_draws']:.2f}x draws",
+            flush=True,
+        )
+    return {
+        "mode": "quick" if quick else "full",
+        "repeats": 1,
+        "settings": {
+            "model": "hierarchical",
+            "num_chains": chains,
+            "num_warmup": warmup,
+            "num_samples": draws,
+        },
+        "rows": rows,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    mb = 2**20
+    lines = [
+        f"Memory ({result['mode']} mode; hierarchical model, 10,003 parameters, "
+        f"{s['num_chains']} chains x ({s['num_warmup']} warmup + {s['num_samples']} draws); "
+        "one fresh process per variant; MiB; `increase` = peak - resident before the call).",
+        "",
+        "| variant | returned draws | warm: increase (x draws) | cold, incl. compilation: "
+        "increase (x draws) | warm s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        w, c = r["warm"], r["cold"]
+        lines.append(
+            f"| {r['variant']} | {w['draws_bytes'] / mb:.0f} "
+            f"| {w['increase_bytes'] / mb:.0f} ({w['increase_over_draws']:.2f}x) "
+            f"| {c['increase_bytes'] / mb:.0f} ({c['increase_over_draws']:.2f}x) "
+            f"| {w['seconds']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", choices=VARIANTS, required=True)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--draws", type=int, default=1000)
+    a = parser.parse_args()
+    print(json.dumps(_child(a.child, a.chains, a.warmup, a.draws)))
