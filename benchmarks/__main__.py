@@ -24,8 +24,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the few-minute run (tox -e bench)")
     parser.add_argument("--models", nargs="+", help="only these models (default: all)")
-    parser.add_argument("suites", nargs="*", choices=(*SUITES, []), default=list(SUITES))
+    parser.add_argument("suites", nargs="*", help=f"any of {', '.join(SUITES)} (default: all)")
     args = parser.parse_args()
+    unknown = set(args.suites) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown suites {sorted(unknown)}; choose from {SUITES}")
+    args.suites = args.suites or list(SUITES)
     os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
     import importlib
