@@ -60,27 +60,38 @@ def _throughput(model: Any, batch: int) -> Callable[[float], float]:
     else:
         f = jax.jit(jax.vmap(_value_and_grad, in_axes=(None, 0)))
         args = (model, points)
-    jax.block_until_ready(f(*args))
-    start = time.perf_counter()
-    jax.block_until_ready(f(*args))
-    one = time.perf_counter() - start
     # The calls run inside one jitted scan, so Python dispatch is not measured; each
     # step moves the position by a step-dependent amount so that XLA cannot hoist the
-    # (otherwise loop-invariant) evaluation out of the loop. About 20 ms per scan.
-    inner = int(min(200, max(1, 0.02 / max(one, 1e-7))))
+    # (otherwise loop-invariant) evaluation out of the loop. The scan's length is
+    # calibrated to about 20 ms: a 10-parameter model evaluates in ~0.1 us, and a
+    # short scan would time the dispatch of the model's pytree (34 leaves for the
+    # Equinox eight schools) instead of the evaluations.
 
-    @jax.jit
-    def many(m: Any, p: Any) -> Any:
-        def body(carry: Any, i: Any) -> Any:
-            moved = jax.tree.map(lambda x: x + 1e-6 * i, p)
-            value, grad = f(m, moved)
-            total = jnp.sum(value) + jax.tree.reduce(lambda a, b: a + jnp.sum(b), grad, 0.0)
-            return carry + total, None
+    def scan_of(inner: int) -> Callable[..., Any]:
+        @jax.jit
+        def many(m: Any, p: Any) -> Any:
+            def body(carry: Any, i: Any) -> Any:
+                moved = jax.tree.map(lambda x: x + 1e-6 * i, p)
+                value, grad = f(m, moved)
+                total = jnp.sum(value) + jax.tree.reduce(lambda a, b: a + jnp.sum(b), grad, 0.0)
+                return carry + total, None
 
-        steps = jnp.arange(inner, dtype=jax.tree.leaves(p)[0].dtype)
-        return jax.lax.scan(body, jnp.zeros((), steps.dtype), steps)[0]
+            steps = jnp.arange(inner, dtype=jax.tree.leaves(p)[0].dtype)
+            return jax.lax.scan(body, jnp.zeros((), steps.dtype), steps)[0]
 
-    jax.block_until_ready(many(*args))
+        jax.block_until_ready(many(*args))
+        return many
+
+    def seconds_of(many: Callable[..., Any]) -> float:
+        start = time.perf_counter()
+        jax.block_until_ready(many(*args))
+        return time.perf_counter() - start
+
+    # per evaluation: the difference of a 16- and a 272-step scan (dispatch cancels)
+    short, long = seconds_of(scan_of(16)), seconds_of(scan_of(272))
+    per_eval = max(long - short, long / 272 / 16) / 256
+    inner = int(min(200_000, max(1, 0.02 / per_eval)))
+    many = scan_of(inner)
 
     def measure(seconds: float) -> float:
         count, start = 0, time.perf_counter()

@@ -211,7 +211,7 @@ def test_one_compilation_per_model_and_shape():
     ld.sample(model, jax.random.key(1), **kw)
     new_data, _ = models.normal_invgamma(models.scale_draws(seed=1))  # other model: compiles
     after = dict(_sample.trace_counts)
-    for name in ("chunk", "init", "check_points"):
+    for name in ("chunk", "start"):
         assert after[name] - before.get(name, 0) == 1, name
     # same model function on new data of the same shape: no retrace
     m1, _ = models.normal_invgamma(models.scale_draws(seed=2))
