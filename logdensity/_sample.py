@@ -17,7 +17,7 @@ import numpy as np
 from blackjax.adaptation import window_adaptation as _window_adaptation
 from blackjax.adaptation.step_size import find_reasonable_step_size
 from jax.flatten_util import ravel_pytree
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from ._inference_data import diagnose, to_inference_data
@@ -323,6 +323,16 @@ def _as_model(logdensity: LogDensity) -> LogDensity:
     )
 
 
+def _place_chains(batched: PyTree, chain_method: str) -> PyTree:
+    """For `"parallel"`, put chain-batched arrays where the chunk's outputs live (split
+    over the devices along the chain axis), so that its first call, fed from one
+    device, does not compile a second program for the calls fed by its own outputs."""
+    if chain_method != "parallel":
+        return batched
+    sharding = NamedSharding(Mesh(np.array(jax.devices()), ("chain",)), PartitionSpec("chain"))
+    return jax.device_put(batched, sharding)
+
+
 def _stack_chains(position: PyTree, num_chains: int) -> PyTree:
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_chains, *jnp.shape(x))), position)
 
@@ -579,14 +589,19 @@ def sample(
     timings = {"warmup_time": 0.0, "sampling_time": 0.0}
     interrupted: str | None = None
     step_size = imm = None
+
+    def run_chunk(states: Any, adapt_states: Any, *args: Any) -> Any:
+        batched = _place_chains((chain_keys, states, adapt_states), chain_method)
+        return _chunk(model, config, *batched, *args)
+
     try:
         start = time.perf_counter()
         if num_warmup:
             schedule = np.asarray(_window_adaptation.build_schedule(num_warmup)).astype(np.int32)
             for steps, active in _chunks(num_warmup, chunk_size):
                 sched = schedule[np.minimum(steps, num_warmup - 1)]
-                (states, adapt_states), (stats, draws) = _chunk(
-                    model, config, chain_keys, states, adapt_states, steps, sched, active, True
+                (states, adapt_states), (stats, draws) = run_chunk(
+                    states, adapt_states, steps, sched, active, True
                 )
                 stats, draws = jax.device_get((stats, draws if save_warmup else {}))
                 warmup.add(stats, draws, int(active.sum()))
@@ -602,16 +617,8 @@ def sample(
         start = time.perf_counter()
         no_schedule = np.zeros((chunk_size, 2), np.int32)
         for steps, active in _chunks(num_samples, chunk_size):
-            (states, adapt_states), (stats, draws) = _chunk(
-                model,
-                config,
-                chain_keys,
-                states,
-                adapt_states,
-                steps + num_warmup,
-                no_schedule,
-                active,
-                False,
+            (states, adapt_states), (stats, draws) = run_chunk(
+                states, adapt_states, steps + num_warmup, no_schedule, active, False
             )
             stats, draws = jax.device_get((stats, draws))
             sampling.add(stats, draws, int(active.sum()))
