@@ -38,7 +38,7 @@ def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
     chain_counts = (1, 4) if quick else (1, 4, 16, 64)
     warmup, draws = (100, 100) if quick else (1000, 1000)
     rows_n = (1_000,) if quick else (1_000, 10_000, 100_000, 1_000_000)
-    n_warmup, n_draws = (100, 100) if quick else (150, 150)
+    n_warmup, n_draws = 100, 100
     chains_rows, data_rows = [], []
     for chains in chain_counts:
         for method in ("vectorized", "sequential", "parallel"):
