@@ -44,12 +44,11 @@ def numpyro_model(model: str, d: dict[str, Any]) -> tuple[Callable, tuple]:
     """The zoo's NumPyro model function and its arguments."""
     from logdensity.zoo import _numpyro as zn
 
+    d = zoo.data(model) | d
     if model == "rat_tumors":
-        d = zoo.data(model) | d
         return examples.rat_tumors_numpyro_model, (d["y"].astype(int), d["n"].astype(int))
     if model == "gp":
         return examples.gp_numpyro_model, (d["x"], d["y"])
-    d = zoo.data(model) | d
     fn = getattr(zn, f"{model}_model")
     args = {
         "eight_schools_noncentered": ("y", "sigma"),

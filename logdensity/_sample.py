@@ -48,7 +48,6 @@ class _Config:
     dense_mass: bool
     target_acceptance_rate: float
     max_tree_depth: int
-    save_warmup: bool
 
 
 class _Stats(NamedTuple):
@@ -569,7 +568,6 @@ def sample(
         dense_mass=bool(dense_mass),
         target_acceptance_rate=float(target_acceptance_rate),
         max_tree_depth=int(max_tree_depth),
-        save_warmup=bool(save_warmup),
     )
     init_key, run_key = jax.random.split(rng_key)
     chain_keys = jax.random.split(run_key, num_chains)
