@@ -2,8 +2,9 @@
 
 Suites (default: all, in this order): `overhead` (adapters against hand-written JAX),
 `endtoend` (`logdensity.sample` against NumPyro's `MCMC(NUTS)` and a hand-rolled
-BlackJAX loop), `scaling` (chains and data size), `memory` (peak resident memory of
-the loop). Each writes `benchmarks/results/<suite>[_quick].{json,md}`.
+BlackJAX loop), `kernel` (BlackJAX's NUTS transition against NumPyro's on the same
+density), `scaling` (chains and data size), `memory` (peak resident memory of the loop).
+Each writes `benchmarks/results/<suite>[_quick].{json,md}`.
 
 The process runs with two forced host devices
 (`XLA_FLAGS=--xla_force_host_platform_device_count=2`, unless XLA_FLAGS is set) so
@@ -17,7 +18,7 @@ import argparse
 import os
 import time
 
-SUITES = ("overhead", "endtoend", "scaling", "memory")
+SUITES = ("overhead", "endtoend", "kernel", "scaling", "memory")
 
 
 def main() -> None:
@@ -30,6 +31,11 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown suites {sorted(unknown)}; choose from {SUITES}")
     args.suites = args.suites or list(SUITES)
+    from ._common import MODELS
+
+    unknown = set(args.models or ()) - set(MODELS)
+    if unknown:  # e.g. a suite after --models, which takes every name that follows
+        parser.error(f"unknown models {sorted(unknown)}; choose from {MODELS}")
     os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
     import importlib

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
+MODELS = ("rat_tumors", "eight_schools_noncentered", "logistic_regression", "gp", "hierarchical")
 
 
 def data() -> dict[str, dict[str, Any]]:

@@ -87,9 +87,15 @@ def _throughput(model: Any, batch: int) -> Callable[[float], float]:
         jax.block_until_ready(many(*args))
         return time.perf_counter() - start
 
-    # per evaluation: the difference of a 16- and a 272-step scan (dispatch cancels)
-    short, long = seconds_of(scan_of(16)), seconds_of(scan_of(272))
-    per_eval = max(long - short, long / 272 / 16) / 256
+    # per evaluation: the difference of a 16- and a 272-step scan (dispatch cancels),
+    # unless 16 steps already take long enough for dispatch not to matter (the
+    # data-heavy models, where 272 steps of a batch of 64 would take about a minute)
+    short = seconds_of(scan_of(16))
+    if short > 0.05:
+        per_eval = short / 16
+    else:
+        long = seconds_of(scan_of(272))
+        per_eval = max(long - short, long / 272 / 16) / 256
     inner = int(min(200_000, max(1, 0.02 / per_eval)))
     many = scan_of(inner)
 

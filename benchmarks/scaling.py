@@ -40,6 +40,8 @@ def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
     rows_n = (1_000,) if quick else (1_000, 10_000, 100_000, 1_000_000)
     n_warmup, n_draws = 100, 100
     chains_rows, data_rows = [], []
+    for fn in (run_logdensity, run_numpyro):  # the process's one-off costs, untimed
+        fn("vectorized", "eight_schools_noncentered", {}, jax.random.key(99), 1, 1, 4)
     for chains in chain_counts:
         for method in ("vectorized", "sequential", "parallel"):
             if method == "parallel" and (jax.device_count() < 2 or chains % jax.device_count()):
