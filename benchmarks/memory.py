@@ -52,7 +52,9 @@ def _reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def _child(variant: str, chains: int, warmup: int, draws: int, groups: int) -> dict[str, Any]:
+def _child(
+    variant: str, chains: int, warmup: int, draws: int, groups: int, chunk_size: int = 100
+) -> dict[str, Any]:
     import arviz as az
     import jax
     import numpy as np
@@ -80,7 +82,7 @@ def _child(variant: str, chains: int, warmup: int, draws: int, groups: int) -> d
             )
             diagnose(idata)
             return idata
-        size = 100 if variant == "chunked" else draws
+        size = chunk_size if variant == "chunked" else draws
         return ld.sample(
             m,
             key,
@@ -182,5 +184,6 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--groups", type=int, default=10_000)
+    parser.add_argument("--chunk-size", type=int, default=100)
     a = parser.parse_args()
-    print(json.dumps(_child(a.child, a.chains, a.warmup, a.draws, a.groups)))
+    print(json.dumps(_child(a.child, a.chains, a.warmup, a.draws, a.groups, a.chunk_size)))
