@@ -224,13 +224,14 @@ def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
     rows = []
     # One untimed run per sampler first, so that the process's one-off costs (imports,
     # JAX's first compilations) do not land on whichever sampler happens to run first.
+    datasets = data()
     first_model = models[0]
     for fn, method in all_samplers.values():
-        fn(method, first_model, data()[first_model], jax.random.key(99), 1, 1, chains)
+        fn(method, first_model, datasets[first_model], jax.random.key(99), 1, 1, chains)
     for model in models:
         warmup, draws, repeats, skip = plan.get(model, (1000, 1000, 2, None))
         samplers = {k: v for k, v in all_samplers.items() if k not in (skip or ())}
-        d = data()[model]
+        d = datasets[model]
         print(f"end to end: {model}", flush=True)
         runs: dict[str, list[dict[str, Any]]] = {s: [] for s in samplers}
         first: dict[str, list[float]] = {s: [] for s in samplers}

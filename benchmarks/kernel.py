@@ -93,10 +93,10 @@ def kernels(model: str, d: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
 def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
     models = models or (["eight_schools_noncentered"] if quick else list(MODELS))
     repeats = 3 if quick else 5
-    rows = []
+    rows, datasets = [], data()
     for model in models:
         print(f"kernel: {model}", flush=True)
-        ks = kernels(model, data()[model])
+        ks = kernels(model, datasets[model])
         steps = {}
         for name, (fn, states) in ks.items():  # compile, and count the leapfrog steps
             steps[name] = float(np.mean(jax.block_until_ready(fn(states))[1]))

@@ -73,6 +73,11 @@ def _adaptation(config: _Config) -> tuple[Callable, Callable, Callable]:
         )
 
 
+def _chain_mesh() -> Mesh:
+    """Every device on one `"chain"` axis: where `"parallel"` puts the chains."""
+    return Mesh(np.array(jax.devices()), ("chain",))
+
+
 def _map_chains(f: Callable, chain_method: str, batched: PyTree, shared: PyTree) -> PyTree:
     """Apply `f(batched_i, shared)` to every chain i (leading axis of `batched`)."""
     if chain_method == "vectorized":
@@ -80,10 +85,9 @@ def _map_chains(f: Callable, chain_method: str, batched: PyTree, shared: PyTree)
     if chain_method == "sequential":
         return jax.lax.map(lambda b: f(b, shared), batched)
     # "parallel": chains sharded over every device; within a device, vectorized.
-    mesh = Mesh(np.array(jax.devices()), ("chain",))
     per_device = jax.shard_map(
         lambda b, s: jax.vmap(f, in_axes=(0, None))(b, s),
-        mesh=mesh,
+        mesh=_chain_mesh(),
         in_specs=(PartitionSpec("chain"), PartitionSpec()),
         out_specs=PartitionSpec("chain"),
         check_vma=False,
@@ -328,7 +332,7 @@ def _place_chains(batched: PyTree, chain_method: str) -> PyTree:
     device, does not compile a second program for the calls fed by its own outputs."""
     if chain_method != "parallel":
         return batched
-    sharding = NamedSharding(Mesh(np.array(jax.devices()), ("chain",)), PartitionSpec("chain"))
+    sharding = NamedSharding(_chain_mesh(), PartitionSpec("chain"))
     return jax.device_put(batched, sharding)
 
 
