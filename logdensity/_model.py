@@ -1,9 +1,11 @@
-"""`Model`, the concrete `LogDensity` the adapters return, and its flat view."""
+"""`Model`, the concrete `LogDensity` the adapters return; its flat view; data forms;
+and `as_model`, which makes any `LogDensity` a pytree that `jax.jit` can take."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, cast
 
 import jax
 import jax.numpy as jnp
@@ -11,35 +13,58 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, Float, PyTree, Scalar
 
-from ._protocol import VariableInfo
+from ._protocol import LogDensity, VariableInfo, protocol_members
+from ._tree import Frozen, as_arrays, check_structure, leaf_names, pytree_dataclass, static_field
 
-__all__ = ["FlatView", "Model", "leaf_names"]
+__all__ = ["DataForm", "FlatView", "Model", "SameStructure", "as_model"]
 
 # A model function takes the position (or values) and the model's data pytree.
 ModelFn = Callable[[PyTree, PyTree], Any]
 
 
-def _key_name(key: Any) -> str:
-    if isinstance(key, jax.tree_util.DictKey):
-        return f".{key.key}"
-    if isinstance(key, jax.tree_util.SequenceKey):
-        return f"[{key.idx}]"
-    if isinstance(key, jax.tree_util.GetAttrKey):
-        return f".{key.name}"
-    return str(key)
+class DataForm(Protocol):
+    """How a model's data look to its user, and how they are stored in the `Model`.
 
-
-def leaf_names(tree: PyTree, root: str = "x") -> list[str]:
-    """Readable names for the leaves of `tree`, in `jax.tree.leaves` order.
-
-    A dict `{"mu": ., "tau": .}` gives `["mu", "tau"]`, an Equinox module gives
-    `["weight", "layers[0].bias"]`, a bare array gives `[root]`.
+    Every adapter takes data in the structure its user gave it (a dict, a tuple of
+    arguments, `{Variable: value}`), and `Model.data` / `Model.replace_data` speak that
+    structure; inside, the data are a pytree the compiled functions read. A data form
+    is static (hashable), part of the model's compilation key.
     """
-    names = []
-    for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        name = "".join(_key_name(k) for k in path).lstrip(".")
-        names.append(name or root)
-    return names
+
+    def pack(self, data: Any, current: PyTree) -> PyTree:
+        """The stored pytree for user `data`, checked against the `current` one.
+
+        **Raises:** `ValueError` naming any key or leaf that does not match,
+        `TypeError` naming a leaf that is not an array, `NotImplementedError` where the
+        model's data cannot be replaced.
+        """
+        ...
+
+    def unpack(self, stored: PyTree) -> Any:
+        """The user's form of the stored data."""
+        ...
+
+
+def require_values(names: Any, values: Mapping[str, Any], what: str = "value") -> None:
+    """Raise `KeyError` naming every one of `names` that `values` lacks (what every
+    `unconstrain` says when it is given too little)."""
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise KeyError(f"unconstrain needs a {what} for {missing}; got {sorted(values)}.")
+
+
+class SameStructure(Frozen):
+    """The data form of a pytree taken as it is (`from_jax`, `Model`): new data must
+    have the same structure (keys, containers); shapes may change (then recompile)."""
+
+    key = ()
+
+    def pack(self, data: Any, current: PyTree) -> PyTree:
+        check_structure(current, data, "data")
+        return as_arrays(data, "data")
+
+    def unpack(self, stored: PyTree) -> Any:
+        return stored
 
 
 def _freeze_coords(
@@ -50,7 +75,8 @@ def _freeze_coords(
     return tuple((str(k), tuple(np.asarray(v).tolist())) for k, v in coords.items())
 
 
-@jax.tree_util.register_pytree_node_class
+@pytree_dataclass
+@dataclasses.dataclass(frozen=True, init=False, eq=False, repr=False)
 class Model:
     """A log density on an unconstrained space, built from pure JAX functions.
 
@@ -77,6 +103,8 @@ class Model:
       `{dim: labels}`.
     - `deterministics`: names among the values that are not latents.
     - `backend`: the name of the adapter that built it (`"jax"`, `"numpyro"`, ...).
+    - `data_form`: how `data` looks to the user (a [`DataForm`][logdensity.DataForm]);
+      default [`SameStructure`][logdensity.SameStructure], the pytree as given.
 
     **Raises:**
 
@@ -85,6 +113,16 @@ class Model:
       gives it the wrong number of dims, or if `logdensity_fn` at the initial position
       is not a scalar.
     """
+
+    _initial_position: PyTree
+    _data: PyTree
+    _logdensity_fn: ModelFn = static_field()
+    _constrain_fn: ModelFn = static_field()
+    _unconstrain_fn: ModelFn | None = static_field()
+    _variables: tuple[VariableInfo, ...] = static_field(())
+    _coords: tuple[tuple[str, tuple[Any, ...]], ...] = static_field(())
+    _backend: str = static_field("jax")
+    _data_form: DataForm = static_field()
 
     def __init__(
         self,
@@ -98,6 +136,7 @@ class Model:
         coords: Mapping[str, Any] | None = None,
         deterministics: tuple[str, ...] = (),
         backend: str = "jax",
+        data_form: DataForm | None = None,
     ):
         initial_position = jax.tree.map(jnp.asarray, initial_position)
         for name, leaf in zip(
@@ -113,13 +152,6 @@ class Model:
             names = tuple(leaf_names(initial_position))
             constrain_fn = _IdentityConstrain(names)
             unconstrain_fn = unconstrain_fn or _IdentityUnconstrain(names, treedef)
-        self._logdensity_fn = logdensity_fn
-        self._constrain_fn = constrain_fn
-        self._unconstrain_fn = unconstrain_fn
-        self._initial_position = initial_position
-        self._data = data
-        self._backend = backend
-        self._unravel = ravel_pytree(initial_position)[1]
 
         out = jax.eval_shape(logdensity_fn, initial_position, data)
         if getattr(out, "shape", None) != ():
@@ -144,38 +176,19 @@ class Model:
                     f"({len(value.shape)} axes)."
                 )
             infos.append(VariableInfo(name, tuple(value.shape), d, name in deterministics))
-        self._variables = tuple(infos)
-        self._coords = _freeze_coords(coords)
-
-    # --- pytree --------------------------------------------------------------------
-    def _static(self) -> tuple[Any, ...]:
-        return (
-            self._logdensity_fn,
-            self._constrain_fn,
-            self._unconstrain_fn,
-            self._unravel,
-            self._variables,
-            self._coords,
-            self._backend,
-        )
-
-    def tree_flatten(self) -> tuple[tuple[PyTree, PyTree], tuple[Any, ...]]:
-        return (self._initial_position, self._data), self._static()
-
-    @classmethod
-    def tree_unflatten(cls, static: tuple[Any, ...], children: tuple[PyTree, PyTree]) -> Model:
-        self = object.__new__(cls)
-        (
-            self._logdensity_fn,
-            self._constrain_fn,
-            self._unconstrain_fn,
-            self._unravel,
-            self._variables,
-            self._coords,
-            self._backend,
-        ) = static
-        self._initial_position, self._data = children
-        return self
+        fields = {
+            "_initial_position": initial_position,
+            "_data": data,
+            "_logdensity_fn": logdensity_fn,
+            "_constrain_fn": constrain_fn,
+            "_unconstrain_fn": unconstrain_fn,
+            "_variables": tuple(infos),
+            "_coords": _freeze_coords(coords),
+            "_backend": backend,
+            "_data_form": data_form or SameStructure(),
+        }
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
 
     # --- the protocol --------------------------------------------------------------
     def __call__(self, position: PyTree) -> Scalar:
@@ -189,11 +202,6 @@ class Model:
     def initial_position(self) -> PyTree:
         """A valid unconstrained position; it fixes the structure, shapes and dtypes."""
         return self._initial_position
-
-    @property
-    def data(self) -> PyTree:
-        """The data pytree the model's functions read (traced, never baked in)."""
-        return self._data
 
     def constrain(self, position: PyTree) -> dict[str, Array]:
         """Named values in the model's own (constrained) space, deterministics included.
@@ -237,59 +245,79 @@ class Model:
         """The adapter that built this model (`"jax"`, `"numpyro"`, ...)."""
         return self._backend
 
-    def replace_data(self, data: PyTree) -> Model:
-        """The same model on new `data`.
+    # --- data ----------------------------------------------------------------------
+    @property
+    def data(self) -> Any:
+        """The model's data, in the structure its adapter was given them (a pytree for
+        `from_jax`, `{argument: value}` for `from_numpyro`, `{Variable: value}` for
+        `from_pytensor`, the `*data` tuple for `from_equinox`; `None` for `from_pymc`,
+        whose data are constants of its program)."""
+        return self._data_form.unpack(self._data)
+
+    def replace_data(self, data: Any) -> Model:
+        """The same model on new `data`, given in the structure of `model.data`.
 
         With data of the same shapes and dtypes, compiled code is reused (no retrace).
+
+        **Raises:** `ValueError` naming a key or leaf that `data` has and the model's
+        data lack, or the other way round (nothing is bound by position); `TypeError`
+        naming a leaf that is not an array; `NotImplementedError` for a model whose data
+        are baked into its program (`from_pymc`).
         """
-        return type(self).tree_unflatten(self._static(), (self._initial_position, data))
+        new = object.__new__(type(self))
+        for field in dataclasses.fields(self):
+            object.__setattr__(new, field.name, getattr(self, field.name))
+        object.__setattr__(new, "_data", self._data_form.pack(data, self._data))
+        return new
 
     def __repr__(self) -> str:
         names = ", ".join(f"{v.name}{list(v.shape)}" for v in self._variables)
-        return f"Model(backend={self._backend!r}, dim={self.flat.dim}, values=[{names}])"
+        kind = type(self).__name__
+        return f"{kind}(backend={self._backend!r}, dim={self.flat.dim}, values=[{names}])"
 
 
-class _IdentityConstrain:
+class _IdentityConstrain(Frozen):
     """constrain for a position already in the model's space: leaves under their names."""
 
     def __init__(self, names: tuple[str, ...]):
         self.names = names
+        self.key = (names,)
 
     def __call__(self, position: PyTree, data: PyTree) -> dict[str, Array]:
         del data
         return dict(zip(self.names, jax.tree.leaves(position), strict=True))
 
 
-class _IdentityUnconstrain:
+class _IdentityUnconstrain(Frozen):
     def __init__(self, names: tuple[str, ...], treedef: Any):
-        self.names = names
-        self.treedef = treedef
+        self.names, self.treedef = names, treedef
+        self.key = (names, treedef)
 
     def __call__(self, values: Mapping[str, ArrayLike], data: PyTree) -> PyTree:
         del data
-        missing = [n for n in self.names if n not in values]
-        if missing:
-            raise KeyError(f"unconstrain needs values for {missing}; got {sorted(values)}.")
+        require_values(self.names, values)
         return jax.tree.unflatten(self.treedef, [jnp.asarray(values[n]) for n in self.names])
 
 
 @jax.tree_util.register_pytree_node_class
 class FlatView:
-    """A `LogDensity` on a 1-D vector: `model` seen through `jax.flatten_util.ravel_pytree`.
+    """A `LogDensity` on a 1-D vector: any `LogDensity` seen through
+    `jax.flatten_util.ravel_pytree`.
 
     `view(x)` equals `model(view.unravel(x))` for `x` of shape `(dim,)`, and the
     `constrain`/`unconstrain` maps are composed accordingly. The vector's dtype is the
-    common dtype of the position's leaves (as `ravel_pytree` promotes them).
+    common dtype of the position's leaves (as `ravel_pytree` promotes them). Every
+    `LogDensity` has one: `model.flat` for a `Model`, `FlatView(obj)` for any other.
     """
 
-    def __init__(self, model: Model):
+    def __init__(self, model: LogDensity):
         self.model = model
 
-    def tree_flatten(self) -> tuple[tuple[Model], None]:
+    def tree_flatten(self) -> tuple[tuple[LogDensity], None]:
         return (self.model,), None
 
     @classmethod
-    def tree_unflatten(cls, static: None, children: tuple[Model]) -> FlatView:
+    def tree_unflatten(cls, static: None, children: tuple[LogDensity]) -> FlatView:
         return cls(*children)
 
     def ravel(self, position: PyTree) -> Float[Array, " dim"]:
@@ -298,7 +326,7 @@ class FlatView:
 
     def unravel(self, x: Float[Array, " dim"]) -> PyTree:
         """The unconstrained position pytree of a vector `x` of shape `(dim,)`."""
-        return self.model._unravel(x)
+        return ravel_pytree(self.model.initial_position)[1](x)
 
     @property
     def dim(self) -> int:
@@ -324,13 +352,60 @@ class FlatView:
         return self
 
     @property
-    def variables(self) -> dict[str, VariableInfo]:
+    def variables(self) -> Mapping[str, VariableInfo]:
         return self.model.variables
 
     @property
-    def coords(self) -> dict[str, tuple[Any, ...]]:
+    def coords(self) -> Mapping[str, tuple[Any, ...]]:
         return self.model.coords
 
     @property
     def backend(self) -> str:
         return self.model.backend
+
+    def replace_data(self, data: Any) -> FlatView:
+        """The flat view of `model.replace_data(data)`."""
+        return FlatView(self.model.replace_data(data))  # type: ignore[attr-defined]
+
+
+class _Method(Frozen):
+    """`obj.name(x)` in the `(x, data)` signature of `Model`; equal for the same object,
+    so a third-party `LogDensity` sampled twice reuses compiled code."""
+
+    def __init__(self, obj: Any, name: str):
+        self.obj, self.name = obj, name
+        self.key = (id(obj), name)
+
+    def __call__(self, x: Any, data: Any) -> Any:
+        del data
+        return getattr(self.obj, self.name)(x)
+
+
+def as_model(logdensity: Any, what: str = "sample") -> LogDensity:
+    """`logdensity` as a pytree `LogDensity` to pass through `jax.jit`: a `Model` (or
+    its flat view) as it is, any other object satisfying the protocol wrapped in a
+    `Model` that calls its methods.
+
+    **Raises:** `TypeError` naming the protocol's members the object lacks.
+    """
+    if isinstance(logdensity, Model):
+        return logdensity
+    if isinstance(logdensity, FlatView):
+        return cast(LogDensity, FlatView(as_model(logdensity.model, what)))
+    missing = [n for n in protocol_members() if not hasattr(logdensity, n)]
+    if missing or not callable(logdensity):
+        raise TypeError(
+            f"{what} needs a LogDensity (e.g. from logdensity.from_jax); got "
+            f"{type(logdensity).__name__}, which lacks {missing or ['__call__']}."
+        )
+    variables = logdensity.variables
+    return Model(
+        _Method(logdensity, "__call__"),
+        logdensity.initial_position,
+        constrain_fn=_Method(logdensity, "constrain"),
+        unconstrain_fn=_Method(logdensity, "unconstrain"),
+        dims={k: v.dims for k, v in variables.items() if v.dims is not None},
+        coords=logdensity.coords,
+        deterministics=tuple(k for k, v in variables.items() if v.deterministic),
+        backend=logdensity.backend,
+    )

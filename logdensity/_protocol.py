@@ -7,7 +7,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from jaxtyping import Array, ArrayLike, PyTree, Scalar
 
-__all__ = ["LogDensity", "VariableInfo"]
+__all__ = ["LogDensity", "VariableInfo", "protocol_members"]
 
 
 class VariableInfo(NamedTuple):
@@ -49,8 +49,10 @@ class LogDensity(Protocol):
       `dict[str, Array]`. Pure JAX and vmappable.
     - `unconstrain(values)` is the inverse for the latents: `dict[str, ArrayLike]` of
       constrained values (deterministics ignored) to a position.
-    - `flat` is the same density on a 1-D vector (see [`logdensity.FlatView`][]).
     - `variables`, `coords` and `backend` describe the output for ArviZ.
+
+    The flat view (the same density on a 1-D vector) is derived, not required:
+    [`logdensity.FlatView`][]`(obj)` for any `LogDensity`, `model.flat` for a `Model`.
     """
 
     def __call__(self, position: PyTree) -> Scalar: ...
@@ -63,9 +65,6 @@ class LogDensity(Protocol):
     def unconstrain(self, values: Mapping[str, ArrayLike]) -> PyTree: ...
 
     @property
-    def flat(self) -> Any: ...
-
-    @property
     def variables(self) -> Mapping[str, VariableInfo]: ...
 
     @property
@@ -73,3 +72,14 @@ class LogDensity(Protocol):
 
     @property
     def backend(self) -> str: ...
+
+
+def protocol_members() -> tuple[str, ...]:
+    """The names an object needs to satisfy `LogDensity`, read from the protocol's own
+    body (what `isinstance(obj, LogDensity)` checks), for error messages."""
+    return tuple(
+        name
+        for name, value in vars(LogDensity).items()
+        if (name == "__call__" or not name.startswith("_"))
+        and (callable(value) or isinstance(value, property))
+    )

@@ -9,6 +9,7 @@ only `log|dx/draw|`, a plain array nothing (a flat prior) unless `priors` gives 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PyTree, Scalar
 
-from .._model import Model, _key_name
-from ._backends import require, static_key
+from .._model import Model
+from .._tree import _key_name, as_arrays, check_structure, pytree_dataclass
+from ._helpers import Frozen, require, require_values, static_key
 
 __all__ = ["EquinoxModel", "from_equinox"]
 
@@ -110,7 +112,7 @@ def _live_outputs(fn: Callable[[Any], list[Array]], position: Any) -> list[bool]
     return [not isinstance(v, Literal) and v in live for v in jaxpr.outvars]
 
 
-class _Structure:
+class _Structure(Frozen):
     """Everything static about one module: how a position and the data make it whole.
 
     The module's constant arrays (`Fixed` values, prior parameters) travel in the
@@ -142,7 +144,7 @@ class _Structure:
             for owner in self.owners
         )
         rest_leaves, rest_def = jax.tree.flatten(rest)
-        self._key = (log_likelihood, self.free_def, rest_def, tuple(map(static_key, rest_leaves)))
+        self.key = (log_likelihood, self.free_def, rest_def, tuple(map(static_key, rest_leaves)))
         self.initial_position = dict(zip(self.names, jax.tree.leaves(free), strict=True))
         self.constants = constants
 
@@ -152,12 +154,6 @@ class _Structure:
 
         free = jax.tree.unflatten(self.free_def, [position[n] for n in self.names])
         return eqx.combine(free, constants, self.rest)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Structure) and other._key == self._key
-
-    def __hash__(self) -> int:
-        return hash(self._key)
 
 
 def _log_prior(module: Any) -> Scalar:
@@ -201,22 +197,19 @@ def _check_nodes(module: Any) -> None:
             )
 
 
-class _LogDensity:
+class _LogDensity(Frozen):
     def __init__(self, structure: _Structure):
         self.structure = structure
+        self.key = (structure,)
 
-    def __call__(self, position: Mapping[str, Array], data: tuple[PyTree, tuple[Any, ...]]):
+    def __call__(
+        self, position: Mapping[str, Array], data: tuple[PyTree, tuple[Any, ...], dict[str, Any]]
+    ) -> Any:
         prx = require("parax", "equinox")
-        constants, args = data
+        constants, args, kwargs = data
         module = self.structure.module(position, constants)
-        log_likelihood = self.structure.log_likelihood(prx.unwrap(module), *args)
+        log_likelihood = self.structure.log_likelihood(prx.unwrap(module), *args, **kwargs)
         return _log_prior(module) + log_likelihood
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, type(self)) and other.structure == self.structure
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.structure))
 
 
 class _Constrain(_LogDensity):
@@ -233,6 +226,7 @@ class _Constrain(_LogDensity):
         super().__init__(structure)
         self.names, self.selected = names, selected
         self.deterministics = deterministics
+        self.key = (structure, names, selected, deterministics)
 
     def unwrapped(self, position: Mapping[str, Array], constants: PyTree) -> Any:
         prx = require("parax", "equinox")
@@ -243,7 +237,7 @@ class _Constrain(_LogDensity):
         leaves = jax.tree.leaves(module)
         values = {name: leaves[i] for name, i in zip(self.names, self.selected, strict=True)}
         if self.deterministics is not None:
-            extra = dict(self.deterministics(module, *data[1]))
+            extra = dict(self.deterministics(module, *data[1], **data[2]))
             clash = sorted(set(extra) & set(values))
             if clash:
                 raise ValueError(
@@ -251,17 +245,6 @@ class _Constrain(_LogDensity):
                 )
             values.update(extra)
         return values
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            super().__eq__(other)
-            and isinstance(other, _Constrain)
-            and (other.names, other.selected) == (self.names, self.selected)
-            and other.deterministics is self.deterministics
-        )
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.structure, self.names, id(self.deterministics)))
 
 
 class _Unconstrain(_LogDensity):
@@ -276,14 +259,50 @@ class _Unconstrain(_LogDensity):
                     f"{name!r} is held by a parax {type(owner).__name__}, which has no "
                     "inverse from its value to its raw value; give the position directly."
                 )
-            if name not in values:
-                raise KeyError(f"unconstrain needs a value for {name!r}; got {sorted(values)}.")
+            require_values([name], values)
             value = jnp.asarray(values[name])
             position[name] = value if owner is None else owner.wrap(value).raw_value
         return position
 
 
-@jax.tree_util.register_pytree_node_class
+class _Arguments(Frozen):
+    """The data form of `from_equinox`: the `*data` tuple, or the `data=` dict, as
+    given. `replace_data` takes the same (as many arguments, or the same keys), each of
+    the structure it had; the module's constants stay."""
+
+    def __init__(self, keyword: bool):
+        self.keyword = keyword
+        self.key = (keyword,)
+
+    def unpack(self, stored: tuple[PyTree, tuple[Any, ...], dict[str, Any]]) -> Any:
+        return stored[2] if self.keyword else stored[1]
+
+    def pack(self, data: Any, current: tuple[PyTree, tuple[Any, ...], dict[str, Any]]) -> Any:
+        constants, args, kwargs = current
+        if self.keyword:
+            if not isinstance(data, Mapping):
+                raise TypeError(
+                    f"replace_data takes a dict with the keys {sorted(kwargs)} (the model was "
+                    f"built with data=...); got {type(data).__name__}."
+                )
+            check_structure(kwargs, dict(data), "data")
+            return constants, args, as_arrays(dict(data), "data")
+        if not isinstance(data, tuple | list) or len(data) != len(args):
+            got = (
+                f"{len(data)} arguments" if isinstance(data, tuple | list) else type(data).__name__
+            )
+            raise ValueError(
+                f"replace_data takes the tuple of {len(args)} data arguments that "
+                f"log_likelihood receives after the module (as model.data gives them); "
+                f"got {got}."
+            )
+        for i, (old, new) in enumerate(zip(args, data, strict=True)):
+            check_structure(old, new, f"data[{i}]")
+        return constants, as_arrays(tuple(data), "data"), kwargs
+
+
+@pytree_dataclass
+@dataclasses.dataclass(frozen=True, init=False, eq=False, repr=False)
 class EquinoxModel(Model):
     """A [`logdensity.Model`][] built from an Equinox module by
     [`logdensity.from_equinox`][], with the way back to the module.
@@ -294,16 +313,6 @@ class EquinoxModel(Model):
     posterior) put in place. Both are pure JAX: `jax.vmap(lambda v: model.rebuild(v)(x))`
     over a batch of draws gives the predictions of every draw.
     """
-
-    @property
-    def data(self) -> tuple[Any, ...]:
-        """The `*data` arrays passed to `log_likelihood` (traced)."""
-        return self._data[1]
-
-    def replace_data(self, data: PyTree) -> EquinoxModel:
-        """The same model with `log_likelihood`'s data arrays replaced by the tuple
-        `data`; same shapes and dtypes reuse compiled code."""
-        return super().replace_data((self._data[0], tuple(data)))  # type: ignore[return-value]
 
     def module(self, position: Mapping[str, Array]) -> Any:
         """The unwrapped module at the unconstrained `position`."""
@@ -332,7 +341,8 @@ class EquinoxModel(Model):
 def from_equinox(
     module: Any,
     log_likelihood: Callable[..., Scalar],
-    *data: Any,
+    *args: Any,
+    data: Mapping[str, Any] | None = None,
     priors: PyTree = None,
     deterministics: Callable[..., Mapping[str, Array]] | None = None,
     dims: Mapping[str, tuple[str, ...]] | None = None,
@@ -351,15 +361,18 @@ def from_equinox(
       floating-point arrays are sampled with a flat (improper) prior unless `priors`
       gives one, as parax's `tree_distributions` treats them. Non-float and non-array
       leaves (ints, functions, activation choices) stay static.
-    - `log_likelihood`: `log_likelihood(model, *data) -> Scalar`, called with the
+    - `log_likelihood`: `log_likelihood(model, *args, **data) -> Scalar`, called with the
       **unwrapped** model (`parax.unwrap`: every parameter in its own, constrained
       space, `Fixed`/`Tie`/`Derived` resolved). Pure JAX. It may add terms of its own
       (a hierarchical prior whose parameters are other leaves, say).
-    - `*data`: arrays passed to `log_likelihood` after the model (traced, not baked
-      into compiled code).
+    - `*args`, or `data`: the data, passed to `log_likelihood` (and `deterministics`)
+      after the model, positionally or (a dict) as keywords; traced, not baked into
+      compiled code. `model.data` is what was given (the tuple or the dict), and
+      `model.replace_data(new)` takes the same: as many arguments, or the same keys,
+      each of the same structure.
     - `priors`: for a plain Equinox module, a pytree of distributions with the
       module's structure (a distribution, or `None`, at each inexact-array leaf).
-    - `deterministics`: `deterministics(model, *data) -> {name: Array}`, called with the
+    - `deterministics`: `deterministics(model, *args, **data) -> {name: Array}`, called with the
       unwrapped model like `log_likelihood`: named functions of several leaves (e.g.
       `theta = mu + tau * theta_trans`) reported by `constrain` and kept in the draws,
       NumPyro's `numpyro.deterministic`. Their names must differ from the leaves'.
@@ -392,10 +405,14 @@ def from_equinox(
       leaf's name.
     """
     require("parax", "equinox")
+    if args and data is not None:
+        raise TypeError("give the data as *args or as data={...}, not both.")
+    given = (as_arrays(tuple(args), "data"), as_arrays(dict(data or {}), "data"))
     if priors is not None:
         module = _attach_priors(module, priors)
     _check_nodes(module)
     structure = _Structure(module, log_likelihood)
+    stored = (structure.constants, *given)
     if not structure.names:
         raise ValueError(
             "the module has no free leaf to sample: every float array is Fixed, static or absent."
@@ -424,15 +441,16 @@ def from_equinox(
     latents = {n for n, ok in zip(structure.names, structure.invertible, strict=True) if ok}
     names = constrain.names
     if deterministics is not None:  # their names are only known by tracing them
-        names = tuple(jax.eval_shape(constrain, position, (structure.constants, tuple(data))))
+        names = tuple(jax.eval_shape(constrain, position, stored))
     return EquinoxModel(
         _LogDensity(structure),
         position,
-        data=(structure.constants, tuple(data)),
+        data=stored,
         constrain_fn=constrain,
         unconstrain_fn=_Unconstrain(structure),
         dims=dims,
         coords=coords,
         deterministics=tuple(n for n in names if n not in latents),
         backend="equinox",
+        data_form=_Arguments(keyword=data is not None),
     )

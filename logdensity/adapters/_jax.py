@@ -8,11 +8,12 @@ from typing import Any
 from jaxtyping import PyTree
 
 from .._model import Model
+from ._helpers import Frozen
 
 __all__ = ["from_jax"]
 
 
-class _WithoutData:
+class _WithoutData(Frozen):
     """Lifts `fn(x)` to the `(x, data)` signature of `Model`'s functions.
 
     Two wrappers of the same function compare equal, so `from_jax(f, ...)` called twice
@@ -21,16 +22,11 @@ class _WithoutData:
 
     def __init__(self, fn: Callable[[Any], Any]):
         self.fn = fn
+        self.key = (fn,)
 
     def __call__(self, x: Any, data: Any) -> Any:
         del data
         return self.fn(x)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _WithoutData) and other.fn is self.fn
-
-    def __hash__(self) -> int:
-        return hash((_WithoutData, id(self.fn)))
 
 
 def from_jax(
@@ -62,6 +58,7 @@ def from_jax(
       (or `(values, data)`). Default with the identity `constrain`: rebuilt by name.
     - `data`: an optional pytree of arrays passed to the functions above as a traced
       argument, so new data of the same shapes do not recompile.
+      `model.replace_data(new)` takes a pytree of the same structure (same keys).
     - `dims`, `coords`: ArviZ dimension names per value and labels per dimension, e.g.
       `dims={"theta": ("school",)}, coords={"school": ["A", "B", ...]}`.
     - `deterministics`: the names among `constrain`'s outputs that are not latents.

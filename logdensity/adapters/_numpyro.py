@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,7 +12,8 @@ import numpy as np
 from jaxtyping import Array, Scalar
 
 from .._model import Model
-from ._backends import require, static_key
+from .._tree import check_structure, leaf_names
+from ._helpers import Frozen, default_float, require, require_values, static_key
 
 __all__ = ["add_numpyro_predictive", "from_numpyro"]
 
@@ -21,28 +23,64 @@ def _is_data(leaf: Any) -> bool:
     return isinstance(leaf, np.ndarray | jax.Array)
 
 
-class _Bound:
+def _bind(
+    model: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    ours_given: dict[str, Any],
+) -> inspect.BoundArguments:
+    """The model's arguments by parameter name (`inspect.Signature.bind`).
+
+    **Raises:** `TypeError` when a keyword meant for us (`coords=`, ...) has the name of
+    a model parameter left unbound (say which was meant), or the arguments do not fit
+    the model's signature.
+    """
+    signature = inspect.signature(model)
+    try:
+        bound = signature.bind_partial(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"the arguments do not fit {model.__name__}{signature}: {e}") from None
+    for name, value in ours_given.items():
+        if value is not None and name in signature.parameters and name not in bound.arguments:
+            raise TypeError(
+                f"{model.__name__} has a parameter {name!r}, and {name}= is logdensity's own "
+                f"keyword; pass the model's {name!r} through model_kwargs={{{name!r}: ...}}."
+            )
+    try:
+        return signature.bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"the arguments do not fit {model.__name__}{signature}: {e}") from None
+
+
+class _Bound(Frozen):
     """The model and its static arguments, with the data slots left open.
 
     Two bounds of the same model function, argument structure and static values compare
     equal, so `from_numpyro(model, new_data)` reuses the code compiled for the old data.
     """
 
-    def __init__(self, model: Callable[..., Any], treedef: Any, static: tuple[Any, ...]):
-        self.model, self.treedef, self.static = model, treedef, static
-        self._key: tuple[Any, ...] = (model, treedef, tuple(static_key(s) for s in static))
+    def __init__(
+        self,
+        model: Callable[..., Any],
+        signature: inspect.Signature,
+        treedef: Any,
+        is_data: tuple[bool, ...],
+        static: tuple[Any, ...],
+    ):
+        self.model, self.signature, self.treedef = model, signature, treedef
+        self.is_data, self.static = is_data, static
+        self.key = (model, treedef, is_data, tuple(static_key(s) for s in static))
+
+    def arguments(self, data: tuple[Any, ...]) -> dict[str, Any]:
+        """`{parameter: value}` with the data leaves in place."""
+        leaves, dynamic, static = [], iter(data), iter(self.static)
+        for is_data in self.is_data:
+            leaves.append(next(dynamic) if is_data else next(static))
+        return jax.tree.unflatten(self.treedef, leaves)
 
     def args(self, data: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        leaves, dynamic, static = [], iter(data), iter(self.static)
-        for is_data in self.treedef[1]:
-            leaves.append(next(dynamic) if is_data else next(static))
-        return jax.tree.unflatten(self.treedef[0], leaves)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, type(self)) and other._key == self._key
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._key))
+        bound = inspect.BoundArguments(self.signature, self.arguments(data))
+        return bound.args, bound.kwargs
 
 
 class _LogDensity(_Bound):
@@ -65,17 +103,67 @@ class _Unconstrain(_Bound):
     def __init__(self, *args: Any, latents: tuple[str, ...]):
         super().__init__(*args)
         self.latents = latents
-        self._key = (*self._key, latents)
+        self.key = (*self.key, latents)
 
     def __call__(self, values: Mapping[str, Any], data: tuple[Any, ...]) -> dict[str, Array]:
         from numpyro.infer.util import unconstrain_fn
 
-        missing = [n for n in self.latents if n not in values]
-        if missing:
-            raise KeyError(f"unconstrain needs values for the latent sites {missing}.")
+        require_values(self.latents, values, "latent site")
         args, kwargs = self.args(data)
         latent = {n: jnp.asarray(values[n]) for n in self.latents}
         return unconstrain_fn(self.model, args, kwargs, latent)
+
+
+class _ArgumentData(_Bound):
+    """The data form of a NumPyro model: `{parameter name: argument}` for every argument
+    holding an array (the arrays traced; any other leaf in them static)."""
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        full = self.arguments(tuple(None for d in self.is_data if d))
+        marked = jax.tree.unflatten(self.treedef, list(self.is_data))
+        self.names = tuple(n for n in full if any(jax.tree.leaves(marked[n])))
+        self.key = (*self.key, self.names)
+
+    def unpack(self, stored: tuple[Any, ...]) -> dict[str, Any]:
+        arguments = self.arguments(stored)
+        return {n: arguments[n] for n in self.names}
+
+    def pack(self, data: Any, current: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not isinstance(data, Mapping):
+            raise TypeError(
+                f"replace_data takes {{argument name: value}} for {list(self.names)} "
+                f"(as model.data gives them); got {type(data).__name__}."
+            )
+        missing = [n for n in self.names if n not in data]
+        extra = [n for n in data if n not in self.names]
+        if missing or extra:
+            raise ValueError(
+                f"replace_data needs the data arguments {list(self.names)} of "
+                f"{self.model.__name__}: missing {missing}, unexpected {extra} (other "
+                "arguments are static: build the model again to change them)."
+            )
+        arguments = self.arguments(current)
+        for name in self.names:
+            check_structure(arguments[name], data[name], f"data[{name!r}]")
+            arguments[name] = data[name]
+        stored, static = [], []
+        for path_name, leaf, is_data in zip(
+            leaf_names(arguments), jax.tree.leaves(arguments), self.is_data, strict=True
+        ):
+            if not is_data:
+                static.append(leaf)
+                continue
+            try:
+                stored.append(jnp.asarray(leaf))
+            except TypeError as e:
+                raise TypeError(f"data leaf {path_name!r} is not an array: {e}") from None
+        if tuple(map(static_key, static)) != tuple(map(static_key, self.static)):
+            raise ValueError(
+                f"replace_data changed a static (non-array) part of {list(self.names)}; "
+                "build the model again with from_numpyro to change it."
+            )
+        return tuple(stored)
 
 
 def _site_dims(site: dict[str, Any], value_ndim: int, event_ndim: int) -> tuple[str, ...]:
@@ -129,9 +217,10 @@ def _check_site(site: dict[str, Any]) -> None:
 def from_numpyro(
     model: Callable[..., Any],
     *model_args: Any,
-    coords: Mapping[str, Any] | None = None,
     dims: Mapping[str, tuple[str, ...]] | None = None,
-    **model_kwargs: Any,
+    coords: Mapping[str, Any] | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> Model:
     """A `LogDensity` from a NumPyro model function and its arguments.
 
@@ -148,7 +237,9 @@ def from_numpyro(
       space plus every `numpyro.deterministic` site.
     - Data: the array arguments (NumPy or JAX) are the `Model`'s data, traced, so new data
       of the same shapes reuse compiled code; other arguments (ints, strings, `None`)
-      are static.
+      are static. `model.data` is `{parameter name: argument}` for every argument that
+      holds an array, and `model.replace_data` takes the same dict (every key, by
+      name, never by position).
     - Dims: a site's batch axes inside `numpyro.plate("school", 8)` get the dim
       `school`; other axes are `{site}_dim_{i}`. `coords` (per dim) and `dims` (per site)
       add or override labels.
@@ -159,22 +250,23 @@ def from_numpyro(
     **Arguments:**
 
     - `model`: a function containing NumPyro primitives.
-    - `*model_args`, `**model_kwargs`: what to call it with (data included).
-    - `coords`, `dims`: ArviZ labels (keyword-only; they are not passed to the model).
+    - `*model_args`, `**kwargs`: what to call it with (data included).
+    - `dims`, `coords`: ArviZ labels (keyword-only; they are not passed to the model).
+    - `model_kwargs`: more keyword arguments of the model, for a model parameter named
+      like one of ours (`dims`, `coords`, `model_kwargs`): those keywords always mean
+      ours, and a model parameter of that name left unbound raises.
 
     **Raises:**
 
     - `ImportError` if NumPyro is not installed (`pip install "logdensity[numpyro]"`).
     - `ValueError` naming the site for a latent discrete site, a subsampled plate, or a
       `numpyro.param` site.
+    - `TypeError` if the arguments do not fit the model's signature, or one of our
+      keywords has the name of an unbound model parameter.
     """
     require("numpyro", "numpyro")
-
-    leaves, treedef = jax.tree.flatten((model_args, model_kwargs))
-    is_data = tuple(_is_data(leaf) for leaf in leaves)
-    data = tuple(jnp.asarray(leaf) for leaf, d in zip(leaves, is_data, strict=True) if d)
-    static = tuple(leaf for leaf, d in zip(leaves, is_data, strict=True) if not d)
-    parts = (model, (treedef, is_data), static)
+    model_kwargs = {**(model_kwargs or {}), **kwargs}
+    parts, data = _parts(model, model_args, model_kwargs, {"dims": dims, "coords": coords})
 
     tr = _trace(model, model_args, model_kwargs)
     for site in tr.values():
@@ -189,7 +281,7 @@ def from_numpyro(
     unconstrain = _Unconstrain(*parts, latents=tuple(latents))
     unconstrained = jax.eval_shape(unconstrain, latents, data)
     initial_position = {
-        name: jnp.zeros(s.shape, jnp.zeros(()).dtype) for name, s in unconstrained.items()
+        name: jnp.zeros(s.shape, default_float()) for name, s in unconstrained.items()
     }
 
     site_dims: dict[str, tuple[str, ...]] = {}
@@ -218,7 +310,23 @@ def from_numpyro(
         coords=all_coords,
         deterministics=deterministics,
         backend="numpyro",
+        data_form=_ArgumentData(*parts),
     )
+
+
+def _parts(
+    model: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    ours_given: dict[str, Any],
+) -> tuple[tuple[Any, ...], tuple[Array, ...]]:
+    """What every `_Bound` of the model is built from, and the data leaves."""
+    bound = _bind(model, args, kwargs, ours_given)
+    leaves, treedef = jax.tree.flatten(dict(bound.arguments))
+    is_data = tuple(_is_data(leaf) for leaf in leaves)
+    data = tuple(jnp.asarray(leaf) for leaf, d in zip(leaves, is_data, strict=True) if d)
+    static = tuple(leaf for leaf, d in zip(leaves, is_data, strict=True) if not d)
+    return (model, bound.signature, treedef, is_data, static), data
 
 
 def add_numpyro_predictive(
@@ -228,7 +336,8 @@ def add_numpyro_predictive(
     rng_key: Array,
     log_likelihood: bool = True,
     batch_size: int = 200,
-    **model_kwargs: Any,
+    model_kwargs: Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> Any:
     """Add `posterior_predictive`, `log_likelihood` and `observed_data` to `idata`.
 
@@ -240,15 +349,19 @@ def add_numpyro_predictive(
     are skipped. Call with the same arguments (data included) used for inference.
 
     **Arguments:** `idata` from `logdensity.sample` on `from_numpyro(model, ...)`;
-    `rng_key` for the simulations.
+    `rng_key` for the simulations; `model_kwargs` for a model parameter named like one
+    of our keywords (`rng_key`, `log_likelihood`, `batch_size`, `model_kwargs`), as in
+    [`from_numpyro`][logdensity.from_numpyro].
 
     **Returns:** `idata`, extended in place (and returned) with the new groups, each
     `(chain, draw, *site shape)` with the model's plate dims.
 
-    **Raises:** `ValueError` if the model has no observed site or the posterior lacks a
-    latent site.
+    **Raises:** `ValueError` if the model has no observed site, the posterior lacks a
+    latent site or has no draws; `TypeError` as `from_numpyro` for arguments.
     """
     require("numpyro", "numpyro")
+    model_kwargs = {**(model_kwargs or {}), **kwargs}
+    _bind(model, model_args, model_kwargs, {"rng_key": rng_key})
     import arviz as az
     from numpyro import handlers
     from numpyro.infer import Predictive
@@ -269,6 +382,8 @@ def add_numpyro_predictive(
     missing = [n for n in latents if n not in post]
     if missing:
         raise ValueError(f"idata.posterior lacks the latent sites {missing}.")
+    if post.sizes.get("draw", 0) == 0:
+        raise ValueError("idata.posterior has no draws to predict from (an interrupted run?).")
     samples = {n: jnp.asarray(post[n].values) for n in latents}
 
     @jax.jit

@@ -10,10 +10,27 @@ import numpy as np
 from jaxtyping import Array, PyTree
 
 from .._model import Model
-from ._backends import require
+from ._helpers import Frozen, default_float, require, require_values
 from ._pytensor import _Compiled, _Constrain, _LogDensity, jaxify
 
 __all__ = ["from_pymc"]
+
+
+class _BakedIn(Frozen):
+    """The data form of `from_pymc`: the model's observed data and `pm.Data` are
+    constants of the compiled program, so there is nothing to replace."""
+
+    key = ()
+
+    def unpack(self, stored: None) -> None:
+        return None
+
+    def pack(self, data: Any, current: None) -> None:
+        raise NotImplementedError(
+            "from_pymc compiles the model's observed data and pm.Data into the program as "
+            "constants, so they cannot be replaced: set new values inside the model "
+            "(pm.set_data({...})) and call from_pymc(model) again (it compiles anew)."
+        )
 
 
 class _Unconstrain(_Compiled):
@@ -21,9 +38,7 @@ class _Unconstrain(_Compiled):
     each through its PyMC transform's `forward` (given the other values it depends on)."""
 
     def __call__(self, values: Mapping[str, Any], data: PyTree) -> dict[str, Array]:
-        missing = [n for n in self.names if n not in values]
-        if missing:
-            raise KeyError(f"unconstrain needs values for {missing}; got {sorted(values)}.")
+        require_values(self.names, values)
         position = {n: jnp.asarray(values[n]) for n in self.names}
         outputs = map(jnp.asarray, self.outputs(position, data))
         return dict(zip(self.out_names, outputs, strict=True))
@@ -44,7 +59,10 @@ def from_pymc(model: Any = None) -> Model:
     name in its own space and every `pm.Deterministic`; `unconstrain` applies each
     variable's transform. The model's `coords` and `dims` go into the
     `InferenceData`. Observed data and `pm.Data` become constants of the compiled
-    program. The caller's `jax_enable_x64` is left as it was.
+    program (as PyMC's own JAX samplers make them): `model.data` is `None` and
+    `model.replace_data` raises `NotImplementedError`; for new data, `pm.set_data` in
+    the model and call `from_pymc` again. The caller's `jax_enable_x64` is left as it
+    was.
 
     **Raises:** `ValueError` naming discrete free variables (NUTS needs continuous
     ones; marginalize them, e.g. with pymc-extras) or a model with no free variable;
@@ -62,7 +80,7 @@ def from_pymc(model: Any = None) -> Model:
     if not value_vars:
         raise ValueError("the model has no free random variable to sample.")
     names = tuple(v.name for v in value_vars)
-    dtype = jnp.zeros(()).dtype
+    dtype = default_float()
     start = model.initial_point()
     position = {n: jnp.asarray(start[n], dtype) for n in names}
 
@@ -85,6 +103,7 @@ def from_pymc(model: Any = None) -> Model:
         coords=coords,
         deterministics=tuple(v.name for v in deterministics),
         backend="pymc",
+        data_form=_BakedIn(),
     )
 
 

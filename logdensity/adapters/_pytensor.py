@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Scalar
 
-from .._model import Model, _IdentityUnconstrain, leaf_names
-from ._backends import require
+from .._model import Model, _IdentityUnconstrain
+from .._tree import leaf_names
+from ._helpers import Frozen, default_float, require
 
 __all__ = ["from_pytensor"]
 
@@ -102,19 +103,29 @@ def jaxify(inputs: Sequence[Any], outputs: Sequence[Any]) -> Callable[..., Any]:
 
 class _Compiled:
     """A jaxified graph of the named inputs then the data inputs, called with a
-    position dict and a data dict."""
+    position dict and a data dict (both by name: a dict that went through `jax.jit`
+    comes back key-sorted, so nothing is bound by order)."""
 
-    def __init__(self, fn: Callable[..., Any], names: tuple[str, ...], out_names: tuple[str, ...]):
-        self.fn, self.names, self.out_names = fn, names, out_names
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        names: tuple[str, ...],
+        out_names: tuple[str, ...],
+        data_names: tuple[str, ...] = (),
+    ):
+        self.fn, self.names, self.out_names, self.data_names = fn, names, out_names, data_names
 
     def outputs(
         self, position: Mapping[str, Array], data: Mapping[str, Array] | None
     ) -> tuple[Array, ...]:
+        data = data or {}
         with warnings.catch_warnings():
             # a float64 graph traced with x64 off: its casts to float64 truncate to float32,
             # as documented in from_pytensor; one warning per cast is noise
             warnings.filterwarnings("ignore", "Explicitly requested dtype float64", UserWarning)
-            return tuple(self.fn(*(position[n] for n in self.names), *(data or {}).values()))
+            return tuple(
+                self.fn(*(position[n] for n in self.names), *(data[n] for n in self.data_names))
+            )
 
 
 class _LogDensity(_Compiled):
@@ -130,10 +141,46 @@ class _Constrain(_Compiled):
         return {n: jnp.asarray(v) for n, v in values.items()}
 
 
+class _VariableData(Frozen):
+    """The data form of `from_pytensor(data={Variable: value})`: `model.data` is
+    `{Variable: value}`, and `replace_data` takes the same dict (keys the input
+    variables or their names), matched by name."""
+
+    def __init__(self, variables: tuple[Any, ...]):
+        self.variables = variables
+        self.names = tuple(v.name for v in variables)
+        self.key = (self.names,)
+
+    def unpack(self, stored: Mapping[str, Array]) -> dict[Any, Array]:
+        return {v: stored[v.name] for v in self.variables}
+
+    def pack(self, data: Any, current: Mapping[str, Array]) -> dict[str, Array]:
+        if not isinstance(data, Mapping):
+            raise TypeError(
+                f"replace_data takes {{input variable (or its name): value}} for "
+                f"{list(self.names)}; got {type(data).__name__}."
+            )
+        given = {k if isinstance(k, str) else getattr(k, "name", k): v for k, v in data.items()}
+        missing = [n for n in self.names if n not in given]
+        extra = [n for n in given if n not in self.names]
+        if missing or extra:
+            raise ValueError(
+                f"replace_data needs the data inputs {list(self.names)}: missing {missing}, "
+                f"unexpected {extra}."
+            )
+        out = {}
+        for name in self.names:
+            try:
+                out[name] = jnp.asarray(given[name], current[name].dtype)
+            except TypeError as e:
+                raise TypeError(f"data input {name!r} is not an array: {e}") from None
+        return out
+
+
 def _default_dtype(value: Any) -> Any:
     """Floats in JAX's default float dtype; integers and booleans as they are."""
     kind = jnp.asarray(value).dtype.kind
-    return jnp.zeros(()).dtype if kind == "f" else None
+    return default_float() if kind == "f" else None
 
 
 def _input_names(inputs: Sequence[Any]) -> tuple[str, ...]:
@@ -155,7 +202,7 @@ def _initial_values(
     unknown = set(given) - set(names)
     if unknown:
         raise ValueError(f"initial_position names {sorted(unknown)}, not inputs {list(names)}.")
-    dtype = jnp.zeros(()).dtype
+    dtype = default_float()
     out = {}
     for name, var in zip(names, inputs, strict=True):
         shape = var.type.shape
@@ -204,8 +251,10 @@ def from_pytensor(
       and these.
     - `data`: `{input variable: value}` for named inputs that hold data rather than
       parameters (e.g. `{y: y_observed}` for `y = pt.vector("y")`). They are traced
-      arguments of the compiled code, not constants: `model.replace_data({"y": new_y})`
-      (same shapes and dtypes) reuses it, and `jax.vmap` over data works.
+      arguments of the compiled code, not constants, matched by name:
+      `model.data` is that dict again, and `model.replace_data({y: new_y})` (keys the
+      variables or their names; same shapes and dtypes) reuses the compiled code;
+      `jax.vmap` over data works.
     - `initial_position`: `{name: value}` for inputs whose static shape is unknown (and
       any other starting value); default zeros.
     - `dims`, `coords`: ArviZ dimension names per value and labels per dimension.
@@ -248,10 +297,10 @@ def from_pytensor(
     out_names = names + tuple(deterministics)
     everything = [*inputs, *data]
     constrain = _Constrain(
-        jaxify(everything, [*inputs, *deterministics.values()]), names, out_names
+        jaxify(everything, [*inputs, *deterministics.values()]), names, out_names, data_names
     )
     return Model(
-        _LogDensity(jaxify(everything, [logp]), names, ("logp",)),
+        _LogDensity(jaxify(everything, [logp]), names, ("logp",), data_names),
         position,
         data=values,
         constrain_fn=constrain,
@@ -263,4 +312,5 @@ def from_pytensor(
         coords=coords,
         deterministics=tuple(deterministics),
         backend="pytensor",
+        data_form=_VariableData(tuple(data)),
     )

@@ -1,0 +1,30 @@
+"""What every adapter needs: backends imported on use, wrappers that compare equal
+when they would compile the same code, the default float dtype, and name checks."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import jax.numpy as jnp
+
+from .._model import require_values as require_values
+from .._tree import Frozen as Frozen, static_key as static_key
+
+__all__ = ["Frozen", "default_float", "require", "require_values", "static_key"]
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import `module`, or raise an `ImportError` naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(
+            f'this adapter needs {module!r}: pip install "logdensity[{extra}]"'
+        ) from e
+
+
+def default_float() -> Any:
+    """JAX's default floating dtype now: float64 under `jax_enable_x64`, else float32."""
+    return jnp.zeros(()).dtype
