@@ -7,12 +7,21 @@ window adaptation and NUTS on any of them and returns `arviz.InferenceData`.
 """
 
 from ._inference_data import diagnose as diagnose
-from ._model import FlatView as FlatView, Model as Model, leaf_names as leaf_names
+from ._model import (
+    DataForm as DataForm,
+    FlatView as FlatView,
+    Model as Model,
+    SameStructure as SameStructure,
+)
 from ._protocol import LogDensity as LogDensity, VariableInfo as VariableInfo
-from ._sample import SamplingWarning as SamplingWarning, sample as sample
+from ._sample import (
+    SamplerState as SamplerState,
+    SamplingWarning as SamplingWarning,
+    sample as sample,
+)
+from ._tree import leaf_names as leaf_names
 from .adapters import (
     adapt as adapt,
-    add_numpyro_predictive as add_numpyro_predictive,
     from_equinox as from_equinox,
     from_jax as from_jax,
     from_numpyro as from_numpyro,
@@ -23,13 +32,15 @@ from .adapters import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DataForm",
     "FlatView",
     "LogDensity",
     "Model",
+    "SameStructure",
+    "SamplerState",
     "SamplingWarning",
     "VariableInfo",
     "adapt",
-    "add_numpyro_predictive",
     "diagnose",
     "from_equinox",
     "from_jax",

@@ -13,8 +13,8 @@ import numpy as np
 import xarray as xr
 from arviz_stats.base import array_stats
 
-from ._model import leaf_names
 from ._protocol import LogDensity
+from ._tree import leaf_names
 
 __all__ = ["diagnose", "to_inference_data"]
 

@@ -1,0 +1,94 @@
+"""The transition kernel: a pure `init`/`step` pair in the shape of BlackJAX's
+`SamplingAlgorithm`, with the parameters the adaptation tunes passed to each step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import blackjax
+import jax.numpy as jnp
+from jaxtyping import Array, PRNGKeyArray, PyTree
+
+from .._protocol import LogDensity
+from ._settings import Config
+
+__all__ = ["Kernel", "Parameters", "Stats", "nuts", "zero_stats"]
+
+
+class Parameters(NamedTuple):
+    """What a step uses from the adaptation: `step_size` (scalar) and
+    `inverse_mass_matrix` over the flattened position, `(dim,)` or `(dim, dim)`."""
+
+    step_size: Array
+    inverse_mass_matrix: Array
+
+
+class Stats(NamedTuple):
+    """Stan's per-draw sample stats (ArviZ's names), for one transition."""
+
+    diverging: Array
+    acceptance_rate: Array
+    step_size: Array
+    tree_depth: Array
+    n_steps: Array
+    energy: Array
+    lp: Array
+
+
+def _stat_dtypes(dtype: Any) -> tuple[Any, ...]:
+    cast = {"diverging": jnp.bool_, "tree_depth": jnp.int32, "n_steps": jnp.int32}
+    return tuple(cast.get(name, dtype) for name in Stats._fields)
+
+
+def _stats(**fields: Any) -> Stats:
+    """`Stats` with fixed dtypes (bool, ints as int32, floats as the log density's),
+    so that a skipped step's zeros can be built without tracing the kernel."""
+    dtypes = _stat_dtypes(jnp.result_type(fields["lp"]))
+    return Stats(*(jnp.asarray(fields[k], t) for k, t in zip(Stats._fields, dtypes, strict=True)))
+
+
+def zero_stats(dtype: Any) -> Stats:
+    """The `Stats` of a step that did not run (padding at the end of a phase)."""
+    return Stats(*(jnp.zeros((), t) for t in _stat_dtypes(dtype)))
+
+
+class Kernel(NamedTuple):
+    """`init(position, logdensity_fn) -> state` and `step(rng_key, state,
+    logdensity_fn, parameters) -> (state, Stats)`: pure, one chain, vmappable."""
+
+    init: Callable[[PyTree, LogDensity], Any]
+    step: Callable[[PRNGKeyArray, Any, LogDensity, Parameters], tuple[Any, Stats]]
+
+
+def nuts(config: Config) -> Kernel:
+    """BlackJAX's NUTS (`blackjax.nuts.init`, `blackjax.nuts.build_kernel`; Hoffman &
+    Gelman 2014, with the multinomial sampling of Betancourt 2017) capped at
+    `config.max_tree_depth` trajectory doublings."""
+    kernel = blackjax.nuts.build_kernel()
+
+    def init(position: PyTree, logdensity_fn: LogDensity) -> Any:
+        return blackjax.nuts.init(position, logdensity_fn)
+
+    def step(
+        rng_key: PRNGKeyArray, state: Any, logdensity_fn: LogDensity, parameters: Parameters
+    ) -> tuple[Any, Stats]:
+        new_state, info = kernel(
+            rng_key,
+            state,
+            logdensity_fn,
+            parameters.step_size,
+            parameters.inverse_mass_matrix,
+            max_num_doublings=config.max_tree_depth,
+        )
+        return new_state, _stats(
+            diverging=info.is_divergent,
+            acceptance_rate=info.acceptance_rate,
+            step_size=parameters.step_size,
+            tree_depth=info.num_trajectory_expansions,
+            n_steps=info.num_integration_steps,
+            energy=info.energy,
+            lp=new_state.logdensity,
+        )
+
+    return Kernel(init, step)

@@ -1,0 +1,178 @@
+"""The compiled programs: the start of every chain, and a chunk of steps. One chain's
+pieces (`init_chain`, `transition`) are pure and shared with every other consumer of
+the loop (`logdensity.testing.sbc`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, PRNGKeyArray, PyTree
+
+from .._protocol import LogDensity
+from ._adaptation import window
+from ._chains import map_chains
+from ._kernel import Stats, nuts, zero_stats
+from ._settings import Config
+from ._state import SamplerState
+
+__all__ = ["chunk", "init_chain", "jittered", "start", "transition"]
+
+
+class _Compiled:
+    """`jax.jit(f)` with `config` static; on CPU without LLVM's expensive passes, which
+    take 10-20% off the loop's compilation (the time to first draw) and, measured on
+    the benchmark models, nothing off its speed. `_cache_size()` counts the programs
+    compiled so far (tests read it: one per model structure and settings)."""
+
+    def __init__(self, f: Callable):
+        self.cpu = jax.jit(
+            f,
+            static_argnames=("config",),
+            compiler_options={"xla_llvm_disable_expensive_passes": True},
+        )
+        self.other = jax.jit(f, static_argnames=("config",))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return (self.cpu if jax.default_backend() == "cpu" else self.other)(*args, **kwargs)
+
+    def _cache_size(self) -> int:
+        return sum(f._cache_size() for f in (self.cpu, self.other))  # type: ignore[attr-defined]
+
+
+def jittered(model: LogDensity, rng_key: PRNGKeyArray, jitter: float | Array) -> PyTree:
+    """`initial_position + uniform(-jitter, jitter)` per coordinate (Stan's start)."""
+    flat0, unravel = ravel_pytree(model.initial_position)
+    u = jax.random.uniform(rng_key, flat0.shape, flat0.dtype, -jitter, jitter)
+    return unravel(flat0 + u)
+
+
+def init_chain(
+    model: LogDensity, config: Config, rng_key: PRNGKeyArray, position: PyTree
+) -> tuple[Any, Any]:
+    """One chain's kernel and adaptation states at `position`."""
+    kernel_state = nuts(config).init(position, model)
+    return kernel_state, window(config).init(rng_key, kernel_state, model)
+
+
+def transition(
+    model: LogDensity,
+    config: Config,
+    rng_key: PRNGKeyArray,
+    kernel_state: Any,
+    adaptation_state: Any,
+    stage: Array,
+    adapting: Array | bool,
+) -> tuple[Any, Any, Stats]:
+    """One NUTS step at the adaptation's current parameters, then (where `adapting`)
+    the adaptation's update with the step's `stage` of the schedule."""
+    adaptation = window(config)
+    parameters = adaptation.parameters(adaptation_state)
+    kernel_state, stats = nuts(config).step(rng_key, kernel_state, model, parameters)
+    adaptation_state = jax.lax.cond(
+        adapting,
+        lambda a: adaptation.update(a, stage, kernel_state, stats),
+        lambda a: a,
+        adaptation_state,
+    )
+    return kernel_state, adaptation_state, stats
+
+
+@_Compiled
+def start(
+    model: LogDensity,
+    config: Config,
+    keys: PRNGKeyArray,
+    step_keys: PRNGKeyArray,
+    positions: PyTree,
+    redraw: Array,
+    attempt: int,
+    jitter: float,
+) -> tuple[PyTree, Array, list[Array], Any, Any]:
+    """Start every chain, in one compiled program (one compilation of the model's
+    gradient, not one per step of the start): redraw the chains marked `redraw` at
+    `initial_position + uniform(-jitter, jitter)`, evaluate the log density and its
+    gradient there (whether each leaf's gradient is finite), find a first step size and
+    initialise the adaptation."""
+    candidates = jax.vmap(lambda k: jittered(model, k, jitter))(
+        jax.vmap(jax.random.fold_in, (0, None))(keys, attempt)
+    )
+    positions = jax.tree.map(
+        lambda old, new: jnp.where(jnp.reshape(redraw, (-1,) + (1,) * (new.ndim - 1)), new, old),
+        positions,
+        candidates,
+    )
+    kernel_states, adaptation_states = jax.vmap(lambda k, p: init_chain(model, config, k, p))(
+        step_keys, positions
+    )
+    grad_ok = [
+        jnp.all(jnp.isfinite(g).reshape(g.shape[0], -1), axis=1)
+        for g in jax.tree.leaves(kernel_states.logdensity_grad)
+    ]
+    return positions, kernel_states.logdensity, grad_ok, kernel_states, adaptation_states
+
+
+def _masked_scan(step: Callable, carry: Any, xs: tuple[Array, ...], zeros: Any) -> tuple[Any, Any]:
+    """`lax.scan` of `step(carry, x)` where `x[-1]` says whether the step is real.
+
+    Chunks have one fixed length so that each compiles once; the steps past the end of
+    a phase are skipped by a `lax.cond` on an unbatched flag (a real branch, even under
+    `vmap`), and output `zeros` (the structure of `step`'s output), which the host drops.
+    """
+
+    def masked(carry: Any, x: tuple[Array, ...]) -> tuple[Any, Any]:
+        return jax.lax.cond(x[-1], step, lambda c, _: (c, zeros), carry, x)
+
+    return jax.lax.scan(masked, carry, xs)
+
+
+@_Compiled
+def chunk(
+    model: LogDensity,
+    config: Config,
+    state: SamplerState,
+    schedule: Array,
+    active: Array,
+    adapting: Array,
+) -> tuple[SamplerState, tuple[Stats, dict[str, Array]]]:
+    """`len(active)` steps of every chain from `state` (the first `sum(active)` of them
+    real), with the adaptation updated where `adapting` (one program for warmup and
+    sampling: half the compilation of two). Returns the new state and, per step, the
+    sample stats and `model.constrain` of the position, `(chain, len(active), ...)`."""
+
+    def one_chain(batched: SamplerState, shared: Any) -> Any:
+        model, schedule, active, adapting = shared
+        first = batched.step
+
+        def step(carry: Any, x: Any) -> Any:
+            kernel_state, adaptation_state = carry
+            offset, stage, _ = x
+            kernel_state, adaptation_state, stats = transition(
+                model,
+                config,
+                jax.random.fold_in(batched.rng_key, first + offset),
+                kernel_state,
+                adaptation_state,
+                stage,
+                adapting,
+            )
+            return (kernel_state, adaptation_state), (stats, model.constrain(kernel_state.position))
+
+        position = batched.kernel.position
+        zeros = (
+            zero_stats(jnp.result_type(batched.kernel.logdensity)),
+            jax.tree.map(
+                lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(model.constrain, position)
+            ),
+        )
+        offsets = jnp.arange(active.shape[0], dtype=first.dtype)
+        (kernel_state, adaptation_state), out = _masked_scan(
+            step, (batched.kernel, batched.adaptation), (offsets, schedule, active), zeros
+        )
+        steps = first + jnp.sum(active, dtype=first.dtype)
+        return SamplerState(kernel_state, adaptation_state, batched.rng_key, steps), out
+
+    return map_chains(one_chain, config.chain_method, state, (model, schedule, active, adapting))

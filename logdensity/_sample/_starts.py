@@ -1,0 +1,118 @@
+"""The chains' starts: given positions validated, jittered ones redrawn while the log
+density or its gradient is not finite, and a report naming the chain and the leaves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import PRNGKeyArray, PyTree
+
+from .._protocol import LogDensity
+from .._tree import leaf_names
+from ._chains import stack_chains
+from ._programs import start
+from ._settings import Settings
+from ._state import SamplerState
+
+__all__ = ["start_chains"]
+
+
+def _validate_user_positions(model: LogDensity, positions: PyTree, num_chains: int) -> PyTree:
+    reference = model.initial_position
+    ref_def: Any = jax.tree.structure(reference)
+    got_def = jax.tree.structure(positions)
+    if ref_def != got_def:
+        raise ValueError(
+            f"initial_positions must have the structure of the model's initial_position "
+            f"with a leading chain axis: expected {ref_def}, got {got_def}."
+        )
+    out = []
+    for name, ref, got in zip(
+        leaf_names(reference), jax.tree.leaves(reference), jax.tree.leaves(positions), strict=True
+    ):
+        got = jnp.asarray(got, dtype=jnp.result_type(ref))
+        expected = (num_chains, *jnp.shape(ref))
+        if got.shape != expected:
+            raise ValueError(
+                f"initial_positions leaf {name!r} has shape {got.shape}; expected "
+                f"{expected} (num_chains={num_chains} then the leaf's shape {jnp.shape(ref)})."
+            )
+        out.append(got)
+    return jax.tree.unflatten(ref_def, out)
+
+
+def _non_finite_report(
+    model: LogDensity,
+    lp: np.ndarray,
+    grad_ok: list[np.ndarray],
+    bad: np.ndarray,
+    positions: PyTree,
+) -> str:
+    names = leaf_names(model.initial_position)
+    pos_leaves = jax.device_get(jax.tree.leaves(positions))
+    lines = []
+    for c in np.flatnonzero(bad):
+        grad_bad = [n for n, ok in zip(names, grad_ok, strict=True) if not ok[c]]
+        pos_bad = [
+            n for n, x in zip(names, pos_leaves, strict=True) if not np.all(np.isfinite(x[c]))
+        ]
+        parts = [f"log density = {lp[c]}"]
+        if pos_bad:
+            parts.append(f"non-finite position in {pos_bad}")
+        if grad_bad:
+            parts.append(f"non-finite gradient in {grad_bad}")
+        lines.append(f"  chain {c}: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def start_chains(
+    model: LogDensity,
+    settings: Settings,
+    rng_key: PRNGKeyArray,
+    given: PyTree | None,
+) -> SamplerState:
+    """The state of every chain at a validated start, never non-finite.
+
+    Chain `c` draws its start from `split(init_key)[c]` and its first step size from
+    `split(fold_in(init_key, 1))[c]`, and steps with `split(run_key)[c]`, where
+    `init_key, run_key = split(rng_key)`.
+
+    **Raises:** `ValueError` for given positions of the wrong structure or shape, or
+    non-finite there; or when no finite jittered start is found in `max_init_tries`.
+    """
+    num_chains, jitter, tries = settings.num_chains, settings.init_jitter, settings.max_init_tries
+    init_key, run_key = jax.random.split(rng_key)
+    keys = jax.random.split(init_key, num_chains)
+    step_keys = jax.random.split(jax.random.fold_in(init_key, 1), num_chains)
+    if given is not None:
+        positions = _validate_user_positions(model, given, num_chains)
+        redraw = np.zeros(num_chains, bool)
+    else:
+        positions = stack_chains(model.initial_position, num_chains)
+        redraw = np.ones(num_chains, bool)
+    for attempt in range(tries if given is None else 1):
+        positions, lp, grad_ok, kernel, adaptation = start(
+            model, settings.config, keys, step_keys, positions, redraw, attempt, jitter
+        )
+        lp, grad_ok = jax.device_get((lp, grad_ok))
+        redraw = ~(np.isfinite(lp) & np.all(grad_ok, axis=0))
+        if not redraw.any():
+            steps = jnp.zeros(num_chains, jnp.int32)
+            return SamplerState(kernel, adaptation, jax.random.split(run_key, num_chains), steps)
+        if given is not None:
+            raise ValueError(
+                "The given initial_positions have a non-finite log density or gradient "
+                "(BlackJAX would warm up from there and freeze):\n"
+                + _non_finite_report(model, lp, grad_ok, redraw, positions)
+            )
+    raise ValueError(
+        f"No finite starting point found in {tries} tries of initial_position + "
+        f"uniform(-{jitter}, {jitter}) for {int(redraw.sum())} of {num_chains} chains "
+        "(BlackJAX would warm up from there and freeze). At the last try:\n"
+        + _non_finite_report(model, lp, grad_ok, redraw, positions)
+        + "\nCheck the model at its initial position, give initial_positions, or lower "
+        "init_jitter."
+    )
