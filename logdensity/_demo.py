@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import time
 import warnings
@@ -13,17 +14,20 @@ import arviz as az
 import jax
 import numpy as np
 
-from . import examples
+from . import zoo
 from ._model import Model
 from ._sample import SamplingWarning, sample
 
 # backend -> (the module it needs, the builder of the rat-tumor model in that backend)
 BUILDERS: dict[str, tuple[str | None, Callable[[], Model]]] = {
-    "jax": (None, examples.rat_tumors_jax),
-    "numpyro": ("numpyro", examples.rat_tumors_numpyro),
-    "equinox": ("parax", examples.rat_tumors_equinox),
-    "pytensor": ("pytensor", examples.rat_tumors_pytensor),
-    "pymc": ("pymc", examples.rat_tumors_pymc),
+    backend: (module, functools.partial(zoo.build, "rat_tumors", backend))
+    for backend, module in (
+        ("jax", None),
+        ("numpyro", "numpyro"),
+        ("equinox", "parax"),
+        ("pytensor", "pytensor"),
+        ("pymc", "pymc"),
+    )
 }
 
 
@@ -92,7 +96,7 @@ def run_demo(
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    ref = examples.rat_tumors_quadrature()
+    ref = zoo.rat_tumors_quadrature()
     print(
         "Rat tumors (BDA3 §5.3): 71 experiments, 73 unconstrained parameters, "
         f"{jax.numpy.zeros(()).dtype}.\n"

@@ -6,8 +6,18 @@ from logdensity import zoo
 
 model = zoo.build("eight_schools_noncentered", "equinox")   # a LogDensity
 zoo.MODELS            # model names
-zoo.BACKENDS          # "jax", "numpyro", "pytensor", "equinox"
+zoo.BACKENDS          # "jax", "numpyro", "pytensor", "equinox" (every model)
+zoo.build("rat_tumors", "pymc")                   # PyMC too, for rat tumors
+zoo.data("gp")        # the default data, float64 NumPy arrays
+zoo.rat_tumors_quadrature()                       # an independent reference
 ```
+
+The zoo is laid out by what it holds: `_data` (every dataset, stored once),
+`_references` (log densities the backends share and references independent of MCMC),
+and one module per backend (`_jax`, `_numpyro`, `_pytensor`, `_equinox`, `_pymc`).
+Every backend's builder takes the data by name (`build(model, backend, **data)`), and
+the models' data forms agree where their adapters allow: `replace_data` takes
+`{"x": ..., "y": ...}` for the linear regression in every backend.
 
 Every model has the same named values in every backend (latents in their own,
 constrained space, plus deterministics); the unconstrained positions differ where the
@@ -31,8 +41,15 @@ linear regression `weight ~ N(0, 5)`, `bias ~ N(0, 2)`, `noise ~ LogNormal(-1, 1
 logistic regression `weights ~ N(0, 1)`, `bias ~ N(0, 2)`, `y ~ Bernoulli(logit = X w + b)`;
 the hierarchical normal model (≥ 10,000 parameters, for the benchmarks) `mu ~ N(0, 5)`,
 `tau, sigma ~ LogNormal(0, 1)`, `theta_trans ~ N(0, 1)`, `y[j, i] ~ N(mu + tau·theta_trans[j],
-sigma)`; the GP's hyperparameters `LogNormal` (see `logdensity.examples.gp_jax`); rat tumors as
-in `logdensity.examples`.
+sigma)`; the GP's hyperparameters `lengthscale, amplitude ~ LogNormal(0, 1)`,
+`noise ~ LogNormal(-1, 1)`, `y ~ N(0, K + noise² I)` with the squared-exponential kernel.
+
+Rat tumors (BDA3 §5.3; Tarone 1982): `theta[j] ~ Beta(alpha, beta)`,
+`y[j] ~ Binomial(n[j], theta[j])`, `p(alpha, beta) ∝ (alpha + beta)^(-5/2)`. With this
+hyperprior the marginal posterior of `s = alpha + beta` has a tail proportional to
+`s^(-1/2) ds`, so `E[alpha]` and `E[beta]` are infinite (the tail carries very little
+mass, so MCMC never sees it): compare `log(alpha / beta)`, `log(alpha + beta)` and
+`theta`, whose moments are finite ([`rat_tumors_quadrature`][logdensity.zoo.rat_tumors_quadrature]).
 """
 
 from __future__ import annotations
@@ -40,11 +57,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-import numpy as np
-
 from .._model import Model
+from ._data import data as data
+from ._references import (
+    gp_log_marginal_likelihood as gp_log_marginal_likelihood,
+    rat_tumors_quadrature as rat_tumors_quadrature,
+)
 
-__all__ = ["BACKENDS", "MODELS", "build", "data"]
+__all__ = [
+    "BACKENDS",
+    "MODELS",
+    "build",
+    "data",
+    "gp_log_marginal_likelihood",
+    "rat_tumors_quadrature",
+]
 
 BACKENDS = ("jax", "numpyro", "pytensor", "equinox")
 MODELS = (
@@ -56,36 +83,8 @@ MODELS = (
     "gp",
     "hierarchical",
 )
-
-
-def data(model: str) -> dict[str, np.ndarray]:
-    """The default data of `model` as float64 NumPy arrays (`{"y": ..., ...}`).
-
-    **Raises:** `KeyError` for an unknown model name.
-    """
-    from .. import examples
-
-    if model == "rat_tumors":
-        return {k: v.astype(np.float64) for k, v in examples.rat_tumors_data().items()}
-    if model.startswith("eight_schools"):
-        return {
-            "y": np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0]),
-            "sigma": np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0]),
-        }
-    if model == "linear_regression":
-        return examples.linear_regression_data()
-    if model == "logistic_regression":
-        rng = np.random.default_rng(0)
-        x = rng.normal(size=(200, 3))
-        logits = x @ np.array([1.0, -2.0, 0.5]) + 0.3
-        return {"x": x, "y": (rng.uniform(size=200) < 1 / (1 + np.exp(-logits))).astype(float)}
-    if model == "gp":
-        return examples.gp_data()
-    if model == "hierarchical":
-        rng = np.random.default_rng(0)
-        theta = 1.0 + 0.5 * rng.normal(size=10_000)
-        return {"y": theta[:, None] + rng.normal(size=(10_000, 5))}
-    raise KeyError(f"no model {model!r} in the zoo; models: {MODELS}")
+# backends that hold some of the models only
+_PARTIAL = {"pymc": ("rat_tumors",)}
 
 
 def build(model: str, backend: str, **data_: Any) -> Model:
@@ -93,11 +92,13 @@ def build(model: str, backend: str, **data_: Any) -> Model:
     `jax_enable_x64` says). Keyword arguments replace the default data arrays (same
     names as [`data`][logdensity.zoo.data] returns).
 
-    **Raises:** `KeyError` for an unknown model or backend; `ImportError` naming the
-    extra to install when the backend is missing.
+    **Raises:** `KeyError` for an unknown model or backend (or a model the backend does
+    not hold); `ImportError` naming the extra to install when the backend is missing.
     """
-    if backend not in BACKENDS:
-        raise KeyError(f"no backend {backend!r} in the zoo; backends: {BACKENDS}")
+    if backend not in BACKENDS and backend not in _PARTIAL:
+        raise KeyError(f"no backend {backend!r} in the zoo; backends: {BACKENDS}, {_PARTIAL}")
+    if backend in _PARTIAL and model not in _PARTIAL[backend]:
+        raise KeyError(f"no model {model!r} in the zoo's {backend!r}: it has {_PARTIAL[backend]}")
     values = data(model) | data_
     module = importlib.import_module(f"{__name__}._{backend}")
     return getattr(module, model)(**values)

@@ -13,25 +13,78 @@ import jax.numpy as jnp
 import numpy as np
 import parax as prx
 from jax.nn import log_sigmoid
+from jax.scipy.special import betaln
 from jax.scipy.stats import norm
 from jaxtyping import Array, Float, Scalar
 from parax import distributions as pd
-from parax.constraints import Positive
+from parax.constraints import Interval, Positive
 
-from .. import examples
 from .._model import Model
 from ..adapters._equinox import from_equinox
-from ._jax import half_cauchy_logpdf
+from ..adapters._helpers import default_float
+from ._references import gp_log_marginal_likelihood, half_cauchy_logpdf, log_binom
 
 SCHOOL = {"school": np.arange(8)}
 
 
 def _dtype() -> Any:
-    return jnp.zeros(()).dtype
+    return default_float()
+
+
+def _as(dtype: Any, **data: Any) -> dict[str, Any]:
+    return {k: jnp.asarray(v, dtype) for k, v in data.items()}
+
+
+class RatTumors(eqx.Module):
+    """The rat-tumor model's parameters: `alpha`, `beta` > 0 and `theta` in (0, 1)^J,
+    each a `parax.Constrained` with a flat prior on its support. The hierarchical prior
+    (`theta ~ Beta(alpha, beta)` and `(alpha + beta)^(-5/2)`) is written in the
+    likelihood, since its parameters are other leaves."""
+
+    alpha: Any
+    beta: Any
+    theta: Any
+
+    def __init__(self, num_experiments: int, dtype: Any = None):
+        one = jnp.ones((), dtype)
+        self.alpha = prx.Constrained(Positive(dtype=dtype), value=one)
+        self.beta = prx.Constrained(Positive(dtype=dtype), value=one)
+        self.theta = prx.Constrained(
+            Interval(jnp.zeros(num_experiments, dtype), jnp.ones(num_experiments, dtype)),
+            value=jnp.full(num_experiments, 0.5, dtype),
+        )
+
+
+def rat_tumors_log_likelihood(
+    model: RatTumors,
+    y: Float[Array, " J"],
+    n: Float[Array, " J"],
+    log_binom: Float[Array, " J"],
+) -> Scalar:
+    """Hyperprior, `Beta(alpha, beta)` prior of `theta` and the binomial likelihood,
+    all on the constrained values of the unwrapped `model`."""
+    alpha, beta, theta = model.alpha, model.beta, model.theta
+    log_theta, log1m_theta = jnp.log(theta), jnp.log1p(-theta)
+    hyperprior = -2.5 * jnp.log(alpha + beta)
+    prior = jnp.sum((alpha - 1) * log_theta + (beta - 1) * log1m_theta - betaln(alpha, beta))
+    likelihood = jnp.sum(y * log_theta + (n - y) * log1m_theta + log_binom)
+    return hyperprior + prior + likelihood
 
 
 def rat_tumors(y: Any, n: Any) -> Model:
-    return examples.rat_tumors_equinox(y.astype(int), n.astype(int))
+    """The module holds `alpha`, `beta` (`parax.Constrained` on the positive reals)
+    and `theta` (on the unit interval), with flat priors on their supports; the
+    likelihood adds the hierarchical prior. parax's bijectors (softplus, a scaled
+    sigmoid) differ from the plain-JAX version's, so the two agree through the named
+    constrained values, not coordinate by coordinate."""
+    dtype = _dtype()
+    return from_equinox(
+        RatTumors(len(y), dtype),
+        rat_tumors_log_likelihood,
+        data=_as(dtype, y=y, n=n, log_binom=log_binom(np.asarray(y), np.asarray(n))),
+        dims={"theta": ("experiment",)},
+        coords={"experiment": np.arange(len(y))},
+    )
 
 
 class EightSchoolsNonCentered(eqx.Module):
@@ -60,7 +113,7 @@ def noncentered_log_likelihood(
     return half_cauchy_logpdf(model.tau, 5.0) + jnp.sum(norm.logpdf(y, model.theta, sigma))
 
 
-def _noncentered_theta(model: EightSchoolsNonCentered, *data: Any) -> dict[str, Array]:
+def _noncentered_theta(model: EightSchoolsNonCentered, **data: Any) -> dict[str, Array]:
     return {"theta": model.theta}
 
 
@@ -69,8 +122,7 @@ def eight_schools_noncentered(y: Any, sigma: Any) -> Model:
     return from_equinox(
         EightSchoolsNonCentered(len(y), dtype),
         noncentered_log_likelihood,
-        jnp.asarray(y, dtype),
-        jnp.asarray(sigma, dtype),
+        data=_as(dtype, y=y, sigma=sigma),
         deterministics=_noncentered_theta,
         dims={"theta": ("school",), "theta_trans": ("school",)},
         coords=SCHOOL,
@@ -106,15 +158,43 @@ def eight_schools_centered(y: Any, sigma: Any) -> Model:
     return from_equinox(
         EightSchoolsCentered(len(y), dtype),
         centered_log_likelihood,
-        jnp.asarray(y, dtype),
-        jnp.asarray(sigma, dtype),
+        data=_as(dtype, y=y, sigma=sigma),
         dims={"theta": ("school",)},
         coords=SCHOOL,
     )
 
 
+class BayesianLinearModel(eqx.Module):
+    """`y ~ Normal(weight * x + bias, noise)` with `weight ~ N(0, 5)`, `bias ~ N(0, 2)`
+    and `noise ~ LogNormal(-1, 1)` carried by the leaves."""
+
+    weight: Any
+    bias: Any
+    noise: Any
+
+    def __init__(self, dtype: Any = None):
+        zero = jnp.zeros((), dtype)
+        self.weight = prx.Random(dd.Normal(zero, zero + 5.0))
+        self.bias = prx.Random(dd.Normal(zero, zero + 2.0))
+        self.noise = prx.Random(pd.LogNormal(zero - 1.0, zero + 1.0))
+
+    def __call__(self, x: Float[Array, " N"]) -> Float[Array, " N"]:
+        return self.weight * x + self.bias
+
+
+def linear_log_likelihood(
+    model: BayesianLinearModel, x: Float[Array, " N"], y: Float[Array, " N"]
+) -> Scalar:
+    """`sum_i log Normal(y_i | weight * x_i + bias, noise)`."""
+    return jnp.sum(dd.Normal(model(x), model.noise * jnp.ones_like(x)).log_prob(y))
+
+
 def linear_regression(x: Any, y: Any) -> Model:
-    return examples.linear_regression_equinox(x, y)
+    """`BayesianLinearModel`, priors on the leaves."""
+    dtype = _dtype()
+    return from_equinox(
+        BayesianLinearModel(dtype), linear_log_likelihood, data=_as(dtype, x=x, y=y)
+    )
 
 
 class LogisticRegression(eqx.Module):
@@ -144,14 +224,38 @@ def logistic_regression(x: Any, y: Any) -> Model:
     return from_equinox(
         LogisticRegression(x.shape[1], dtype),
         logistic_log_likelihood,
-        jnp.asarray(x, dtype),
-        jnp.asarray(y, dtype),
+        data=_as(dtype, x=x, y=y),
         dims={"weights": ("feature",)},
     )
 
 
+class RBFGP(eqx.Module):
+    """An exact GP with the squared-exponential kernel
+    `k(x, x') = amplitude² exp(-(x - x')² / (2 lengthscale²))` and Gaussian noise;
+    each hyperparameter carries a `LogNormal` prior (log-scale 0, 0 and -1, sd 1)."""
+
+    lengthscale: Any
+    amplitude: Any
+    noise: Any
+
+    def __init__(self, dtype: Any = None):
+        zero = jnp.zeros((), dtype)
+        self.lengthscale = prx.Random(pd.LogNormal(zero, zero + 1.0))
+        self.amplitude = prx.Random(pd.LogNormal(zero, zero + 1.0))
+        self.noise = prx.Random(pd.LogNormal(zero - 1.0, zero + 1.0))
+
+
+def gp_log_likelihood(model: RBFGP, x: Float[Array, " N"], y: Float[Array, " N"]) -> Scalar:
+    """The GP's log marginal likelihood at the unwrapped module's hyperparameters
+    ([`gp_log_marginal_likelihood`][logdensity.zoo.gp_log_marginal_likelihood])."""
+    return gp_log_marginal_likelihood(model.lengthscale, model.amplitude, model.noise, x, y)
+
+
 def gp(x: Any, y: Any) -> Model:
-    return examples.gp_equinox(x, y)
+    """`RBFGP`, priors on the leaves; parax's raw space for each `LogNormal` prior is
+    its Gaussian copula."""
+    dtype = _dtype()
+    return from_equinox(RBFGP(dtype), gp_log_likelihood, data=_as(dtype, x=x, y=y))
 
 
 class Hierarchical(eqx.Module):
@@ -181,6 +285,6 @@ def hierarchical(y: Any) -> Model:
     return from_equinox(
         Hierarchical(y.shape[0], dtype),
         hierarchical_log_likelihood,
-        jnp.asarray(y, dtype),
+        data=_as(dtype, y=y),
         dims={"theta_trans": ("group",)},
     )

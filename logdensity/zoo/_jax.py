@@ -4,30 +4,81 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.nn import log_sigmoid
+from jax.scipy.special import betaln
 from jax.scipy.stats import norm
+from jaxtyping import Array, Scalar
 
-from .. import examples
 from .._model import Model
+from ..adapters._helpers import default_float
 from ..adapters._jax import from_jax
+from ._references import GP_PRIORS, gp_log_marginal_likelihood, half_cauchy_logpdf, log_binom
 
 SCHOOL = {"school": np.arange(8)}
 
 
-def half_cauchy_logpdf(x: Any, scale: float) -> Any:
-    """`log HalfCauchy(x | scale)` for x ≥ 0: `log(2 / (π scale)) - log(1 + (x / scale)²)`."""
-    return jnp.log(2.0 / (jnp.pi * scale)) - jnp.log1p((x / scale) ** 2)
-
-
 def _float(d: dict[str, Any]) -> dict[str, Any]:
-    dtype = jnp.zeros(()).dtype
+    dtype = default_float()
     return {k: jnp.asarray(v, dtype) for k, v in d.items()}
 
 
+def _rat_tumors_logdensity(position: dict[str, Array], data: dict[str, Array]) -> Scalar:
+    log_a, log_b, z = position["log_a"], position["log_b"], position["logit_theta"]
+    y, n = data["y"], data["n"]
+    alpha, beta = jnp.exp(log_a), jnp.exp(log_b)
+    log_theta, log1m_theta = -jax.nn.softplus(-z), -jax.nn.softplus(z)
+    hyperprior = -2.5 * jnp.log(alpha + beta) + log_a + log_b  # + log|d(a,b)/d(log a, log b)|
+    prior = jnp.sum((alpha - 1) * log_theta + (beta - 1) * log1m_theta - betaln(alpha, beta))
+    jacobian = jnp.sum(log_theta + log1m_theta)  # log|d theta / d logit(theta)|
+    likelihood = jnp.sum(y * log_theta + (n - y) * log1m_theta + data["log_binom"])
+    return hyperprior + prior + jacobian + likelihood
+
+
+def _rat_tumors_constrain(position: dict[str, Array], data: Any) -> dict[str, Array]:
+    del data
+    return {
+        "alpha": jnp.exp(position["log_a"]),
+        "beta": jnp.exp(position["log_b"]),
+        "theta": jax.nn.sigmoid(position["logit_theta"]),
+    }
+
+
+def _rat_tumors_unconstrain(values: dict[str, Any], data: Any) -> dict[str, Array]:
+    del data
+    theta = jnp.asarray(values["theta"])
+    return {
+        "log_a": jnp.log(jnp.asarray(values["alpha"])),
+        "log_b": jnp.log(jnp.asarray(values["beta"])),
+        "logit_theta": jnp.log(theta) - jnp.log1p(-theta),
+    }
+
+
 def rat_tumors(y: Any, n: Any) -> Model:
-    return examples.rat_tumors_jax(y.astype(int), n.astype(int))
+    """The rat-tumor model with hand-written log-Jacobians.
+
+    Position: `{"log_a": (), "log_b": (), "logit_theta": (J,)}`. The log density is the
+    full log joint (binomial coefficients included, computed once as data) plus the
+    log-Jacobians of `exp` and `sigmoid`. `constrain` returns `alpha`, `beta` and
+    `theta` (dim `experiment`)."""
+    y, n = np.asarray(y), np.asarray(n)
+    dtype = default_float()
+    return from_jax(
+        _rat_tumors_logdensity,
+        {
+            "log_a": jnp.zeros((), dtype),
+            "log_b": jnp.zeros((), dtype),
+            "logit_theta": jnp.zeros(len(y), dtype),
+        },
+        constrain=_rat_tumors_constrain,
+        unconstrain=_rat_tumors_unconstrain,
+        # log C(n, y) is constant in the parameters: computed once, here
+        data=_float({"y": y, "n": n, "log_binom": log_binom(y, n)}),
+        dims={"theta": ("experiment",)},
+        coords={"experiment": np.arange(len(y))},
+    )
 
 
 def _noncentered_logdensity(p: dict[str, Any], d: dict[str, Any]) -> Any:
@@ -152,8 +203,28 @@ def logistic_regression(x: Any, y: Any) -> Model:
     )
 
 
+def _gp_logdensity(position: dict[str, Array], data: dict[str, Array]) -> Scalar:
+    total = jnp.zeros(())
+    values = {}
+    for name, (loc, scale) in GP_PRIORS.items():
+        log_value = position[f"log_{name}"]
+        values[name] = jnp.exp(log_value)
+        # LogNormal density of exp(u) times the Jacobian exp(u): Normal(u | loc, scale)
+        total += jax.scipy.stats.norm.logpdf(log_value, loc, scale)
+    return total + gp_log_marginal_likelihood(**values, x=data["x"], y=data["y"])
+
+
 def gp(x: Any, y: Any) -> Model:
-    return examples.gp_jax(x, y)
+    """The GP on `log_lengthscale`, `log_amplitude`, `log_noise` (hand-written
+    Jacobians), reporting the three on their own scale."""
+    names = tuple(GP_PRIORS)
+    return from_jax(
+        _gp_logdensity,
+        {f"log_{n}": jnp.zeros((), default_float()) for n in names},
+        constrain=lambda p, d: {n: jnp.exp(p[f"log_{n}"]) for n in names},
+        unconstrain=lambda v, d: {f"log_{n}": jnp.log(jnp.asarray(v[n])) for n in names},
+        data=_float({"x": x, "y": y}),
+    )
 
 
 def _hierarchical_logdensity(p: dict[str, Any], d: dict[str, Any]) -> Any:

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytensor.tensor as pt
 
-from .. import examples
 from .._model import Model
 from ..adapters._pytensor import from_pytensor
+from ._references import GP_PRIORS, log_binom
 
 SCHOOL = {"school": np.arange(8)}
 LOG_2PI = float(np.log(2 * np.pi))
@@ -25,7 +25,31 @@ def half_cauchy_logpdf(x: Any, scale: float) -> Any:
 
 
 def rat_tumors(y: Any, n: Any) -> Model:
-    return examples.rat_tumors_pytensor(y.astype(int), n.astype(int))
+    """The seed tutorial's graph: inputs `log_a`, `log_b`, `logit_theta[J]` (the
+    plain-JAX version's position, so the two log densities differ by a constant at the
+    same positions), hand-written log-Jacobians, deterministics `alpha`, `beta`,
+    `theta`. The data are constants of the compiled graph."""
+    y, n = np.asarray(y, float), np.asarray(n, float)
+    log_a, log_b = pt.scalar("log_a"), pt.scalar("log_b")
+    z = pt.vector("logit_theta", shape=(len(y),))
+    alpha, beta = pt.exp(log_a), pt.exp(log_b)
+    log_theta, log1m_theta = -pt.softplus(-z), -pt.softplus(z)
+    betaln = pt.gammaln(alpha) + pt.gammaln(beta) - pt.gammaln(alpha + beta)
+    logp = (
+        -2.5 * pt.log(alpha + beta)
+        + log_a  # log|d alpha / d log_a|
+        + log_b
+        + pt.sum((alpha - 1) * log_theta + (beta - 1) * log1m_theta - betaln)
+        + pt.sum(log_theta + log1m_theta)  # log|d theta / d logit_theta|
+        + pt.sum(y * log_theta + (n - y) * log1m_theta + np.asarray(log_binom(y, n)))
+    )
+    return from_pytensor(
+        logp,
+        [log_a, log_b, z],
+        deterministics={"alpha": alpha, "beta": beta, "theta": pt.sigmoid(z)},
+        dims={"theta": ("experiment",), "logit_theta": ("experiment",)},
+        coords={"experiment": np.arange(len(y))},
+    )
 
 
 def eight_schools_noncentered(y: Any, sigma: Any) -> Model:
@@ -111,7 +135,7 @@ def logistic_regression(x: Any, y: Any) -> Model:
 
 def gp(x: Any, y: Any) -> Model:
     """The exact GP: Cholesky of `K + noise² I`, triangular solve, as in
-    `logdensity.examples.gp_log_marginal_likelihood`."""
+    `logdensity.zoo.gp_log_marginal_likelihood`."""
     x, y = np.asarray(x), np.asarray(y)
     names = ("lengthscale", "amplitude", "noise")
     logs = {n: pt.dscalar(f"log_{n}") for n in names}
@@ -124,7 +148,7 @@ def gp(x: Any, y: Any) -> Model:
     log_ml = -0.5 * pt.sum(alpha**2) - pt.sum(pt.log(pt.diag(chol))) - 0.5 * len(x) * LOG_2PI
     prior = sum(
         normal_logpdf(logs[n], loc, scale)  # LogNormal times the Jacobian exp(u)
-        for n, (loc, scale) in examples._GP_PRIORS.items()
+        for n, (loc, scale) in GP_PRIORS.items()
     )
     return from_pytensor(prior + log_ml, [logs[n] for n in names], deterministics=values)
 
