@@ -7,14 +7,17 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 from scipy import stats
 
-from ._model import Model
+from .._model import as_model
+from .._protocol import LogDensity
+from .._sample._adaptation import window
+from .._sample._programs import init_chain, jittered, transition
+from .._sample._settings import Config
 
 __all__ = ["SBCResult", "sbc"]
 
@@ -65,7 +68,7 @@ def _uniformity(ranks: np.ndarray, num_draws: int, num_bins: int) -> float:
 
 
 def sbc(
-    model: Model,
+    model: LogDensity,
     simulate: Callable[[PRNGKeyArray], tuple[Mapping[str, Array], PyTree]],
     rng_key: PRNGKeyArray,
     *,
@@ -77,13 +80,17 @@ def sbc(
     num_bins: int = 10,
     batch_size: int | None = 50,
     target_acceptance_rate: float = 0.8,
+    max_tree_depth: int = 10,
+    init_jitter: float = 2.0,
 ) -> SBCResult:
     """Simulation-based calibration of `model` and the sampler together.
 
     For each of `num_simulations` keys: `simulate(key)` draws the true values from the
     prior and data from the likelihood; the model, with its data replaced
-    (`model.replace_data(data)`, no recompilation), is fitted by BlackJAX's window
-    adaptation (`num_warmup` steps, Stan's schedule) then NUTS; `num_draws · thin`
+    (`model.replace_data(data)`, no recompilation), is fitted by the loop of
+    [`logdensity.sample`][] (its kernel, adaptation and start: a jittered position,
+    the step-size search, `num_warmup` steps of Stan's window adaptation, then NUTS at
+    the adapted parameters, one chain); `num_draws · thin`
     draws are thinned to `L = num_draws`, and each true scalar's rank among them is
     recorded, as is the rank of each test quantity `test_quantities(values, data)`
     (e.g. the joint log-likelihood, which Modrák et al. 2023 show catches errors the
@@ -96,7 +103,8 @@ def sbc(
 
     **Arguments:**
 
-    - `model`: a `logdensity.Model` (any adapter); its data are replaced per simulation.
+    - `model`: any `LogDensity` with a `replace_data` (every adapter's but
+      `from_pymc`'s); its data are replaced per simulation.
     - `simulate`: `simulate(rng_key) -> (values, data)`, pure JAX: `values` a dict of
       the model's named values (constrained space, as `constrain` returns them; only the
       names given are ranked) and `data` in the form `model.replace_data` takes.
@@ -108,13 +116,25 @@ def sbc(
 
     **Returns:** an [`SBCResult`][logdensity.testing.SBCResult].
 
+    - `max_tree_depth`, `target_acceptance_rate`, `init_jitter`: as for `sample`.
+
     **Raises:** `ValueError` if `num_draws + 1` is not a multiple of `num_bins`, or
-    `simulate` names a value the model does not have.
+    `simulate` names a value the model does not have; `TypeError` if `model` is not a
+    `LogDensity` with `replace_data`.
     """
     if (num_draws + 1) % num_bins:
         raise ValueError(f"num_draws + 1 = {num_draws + 1} is not a multiple of {num_bins} bins")
-    flat = model.flat
-    x0 = flat.ravel(model.initial_position)
+    if not callable(getattr(model, "replace_data", None)):
+        raise TypeError(
+            f"sbc replaces the model's data per simulation: {type(model).__name__} has no "
+            "replace_data."
+        )
+    as_model(model, "sbc")  # a clear TypeError for an object that is not a LogDensity
+    config = Config(
+        target_acceptance_rate=float(target_acceptance_rate), max_tree_depth=int(max_tree_depth)
+    )
+    adaptation = window(config)
+    schedule = jnp.asarray(adaptation.schedule(num_warmup))
     sim_key, fit_key = jax.random.split(rng_key)
     truths, datas = jax.vmap(simulate)(jax.random.split(sim_key, num_simulations))
     unknown = sorted(set(truths) - set(model.variables))
@@ -131,30 +151,46 @@ def sbc(
 
     def fit(args: tuple[PRNGKeyArray, PyTree, PyTree]) -> tuple[dict[str, Array], Array]:
         key, truth, data = args
-        m = model.replace_data(data)
-        logdensity_fn = m.flat
-        init_key, warmup_key, sample_key = jax.random.split(key, 3)
-        x = x0 + jax.random.uniform(init_key, x0.shape, x0.dtype, -2.0, 2.0)
-        warmup = blackjax.window_adaptation(
-            blackjax.nuts, logdensity_fn, target_acceptance_rate=target_acceptance_rate
-        )
-        (state, parameters), _ = warmup.run(warmup_key, x, num_steps=num_warmup)
-        kernel = blackjax.nuts(logdensity_fn, **parameters)
+        m = as_model(model.replace_data(data), "sbc")  # type: ignore[attr-defined]
+        init_key, step_key, chain_key = jax.random.split(key, 3)
+        state = init_chain(m, config, step_key, jittered(m, init_key, init_jitter))
 
-        def one_draw(state: Any, key: PRNGKeyArray) -> tuple[Any, tuple[Array, Array]]:
-            def step(carry: tuple[Any, Array], key: PRNGKeyArray) -> tuple[Any, None]:
-                state, divergent = carry
-                state, info = kernel.step(key, state)
-                return (state, divergent + info.is_divergent), None
-
-            (state, divergent), _ = jax.lax.scan(
-                step, (state, jnp.zeros((), jnp.int32)), jax.random.split(key, thin)
+        def warmup(carry: Any, x: tuple[Array, Array]) -> tuple[Any, None]:
+            i, stage = x
+            kernel_state, adaptation_state, _ = transition(
+                m, config, jax.random.fold_in(chain_key, i), carry[0], carry[1], stage, True
             )
-            return state, (state.position, divergent)
+            return (kernel_state, adaptation_state), None
 
-        _, (xs, divergent) = jax.lax.scan(one_draw, state, jax.random.split(sample_key, num_draws))
+        (kernel_state, adaptation_state), _ = jax.lax.scan(
+            warmup, state, (jnp.arange(num_warmup), schedule)
+        )
+        adapted = adaptation.final(adaptation_state)
+        no_stage = jnp.zeros(2, jnp.int32)
+
+        def one_draw(kernel_state: Any, j: Array) -> tuple[Any, tuple[PyTree, Array]]:
+            def step(carry: tuple[Any, Array], t: Array) -> tuple[Any, None]:
+                kernel_state, divergent = carry
+                i = num_warmup + j * thin + t
+                kernel_state, _, stats = transition(
+                    m,
+                    config,
+                    jax.random.fold_in(chain_key, i),
+                    kernel_state,
+                    adapted,
+                    no_stage,
+                    False,
+                )
+                return (kernel_state, divergent + stats.diverging), None
+
+            (kernel_state, divergent), _ = jax.lax.scan(
+                step, (kernel_state, jnp.zeros((), jnp.int32)), jnp.arange(thin)
+            )
+            return kernel_state, (kernel_state.position, divergent)
+
+        _, (positions, divergent) = jax.lax.scan(one_draw, kernel_state, jnp.arange(num_draws))
         truth_q = quantities(truth, data)
-        draws_q = jax.vmap(lambda x: quantities(logdensity_fn.constrain(x), data))(xs)
+        draws_q = jax.vmap(lambda p: quantities(m.constrain(p), data))(positions)
         ranks = {k: jnp.sum(draws_q[k] < truth_q[k]) for k in truth_q}
         return ranks, jnp.sum(divergent)
 
