@@ -38,7 +38,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 import logdensity as ld
-from logdensity import examples, zoo
+from logdensity import zoo
 
 from ._common import data, fmt, machine, summary
 
@@ -49,9 +49,9 @@ def numpyro_model(model: str, d: dict[str, Any]) -> tuple[Callable, tuple]:
 
     d = zoo.data(model) | d
     if model == "rat_tumors":
-        return examples.rat_tumors_numpyro_model, (d["y"].astype(int), d["n"].astype(int))
+        return zn.rat_tumors_model, (d["y"].astype(int), d["n"].astype(int))
     if model == "gp":
-        return examples.gp_numpyro_model, (d["x"], d["y"])
+        return zn.gp_model, (d["x"], d["y"])
     fn = getattr(zn, f"{model}_model")
     args = {
         "eight_schools_noncentered": ("y", "sigma"),

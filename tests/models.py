@@ -76,3 +76,11 @@ def draws(seed=0, n=50):
 def scale_draws(seed=0, n=20, sd=1.5):
     """`n` draws of N(0, sd^2)."""
     return sd * jax.random.normal(jax.random.key(seed), (n,))
+
+
+def compiled_programs() -> dict[str, int]:
+    """How many programs the loop has compiled so far in this process, by name (the
+    jit cache sizes of its start and chunk programs)."""
+    from logdensity._sample import _programs
+
+    return {"start": _programs.start._cache_size(), "chunk": _programs.chunk._cache_size()}

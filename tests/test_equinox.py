@@ -13,7 +13,7 @@ from parax import distributions as pd  # noqa: E402
 from parax.constraints import Interval  # noqa: E402
 
 import logdensity as ld  # noqa: E402
-from logdensity import examples  # noqa: E402
+from logdensity import zoo  # noqa: E402
 from logdensity._demo import logdensity_offsets  # noqa: E402
 from logdensity.testing import check_logdensity  # noqa: E402
 
@@ -227,7 +227,10 @@ def test_new_data_reuse_compiled_code():
 
 def test_rat_tumors_equinox_agrees_with_jax(x64):
     agreement = logdensity_offsets(
-        examples.rat_tumors_jax(), examples.rat_tumors_equinox(), jax.random.key(0), num_points=30
+        zoo.build("rat_tumors", "jax"),
+        zoo.build("rat_tumors", "equinox"),
+        jax.random.key(0),
+        num_points=30,
     )
     assert agreement["offset_spread"] < 1e-8
     assert agreement["max_grad_diff"] < 1e-8
@@ -237,8 +240,8 @@ def test_linear_model_tutorial(x64):
     """Tutorial 1: weight ~ N(0, 5), bias ~ N(0, 2), 50 points, truth 2.5 and 1.0. With
     these broad priors the posterior mean is least squares to within a few percent of
     a posterior sd, and the truth lies within 3 sd."""
-    data = examples.linear_regression_data()
-    model = examples.linear_regression_equinox(data["x"], data["y"])
+    data = zoo.data("linear_regression")
+    model = zoo.build("linear_regression", "equinox", x=data["x"], y=data["y"])
     idata = ld.sample(model, jax.random.key(1), num_chains=2, **FAST)
     post = idata.posterior
     slope, intercept = np.polyfit(data["x"], data["y"], 1)
@@ -262,11 +265,11 @@ def test_gp_backends_agree(x64):
     """Tutorial 2: the exact GP in Equinox, NumPyro and plain JAX: log densities up to a
     constant, gradients, and posteriors (|z| < 4 with MCSE of both sides). Slow: the
     fast suite checks the same equivalence through `tests/test_zoo.py`."""
-    data = examples.gp_data()
+    data = zoo.data("gp")
     models = {
-        "equinox": examples.gp_equinox(data["x"], data["y"]),
-        "numpyro": examples.gp_numpyro(data["x"], data["y"]),
-        "jax": examples.gp_jax(data["x"], data["y"]),
+        "equinox": zoo.build("gp", "equinox", x=data["x"], y=data["y"]),
+        "numpyro": zoo.build("gp", "numpyro", x=data["x"], y=data["y"]),
+        "jax": zoo.build("gp", "jax", x=data["x"], y=data["y"]),
     }
     for name in ("numpyro", "jax"):
         agreement = logdensity_offsets(models["equinox"], models[name], jax.random.key(0))
@@ -287,8 +290,8 @@ def test_near_singular_kernel_does_not_raise(x64):
     """A kernel matrix that is not numerically positive definite gives a non-finite log
     density (NUTS rejects the point) instead of an exception from inside the sampler,
     also in a batch of chains next to healthy points."""
-    data = examples.gp_data()
-    model = examples.gp_equinox(data["x"], data["y"])
+    data = zoo.data("gp")
+    model = zoo.build("gp", "equinox", x=data["x"], y=data["y"])
     bad = model.unconstrain({"lengthscale": 1e4, "amplitude": 1e3, "noise": 1e-9})
     good = model.unconstrain({"lengthscale": 1.0, "amplitude": 1.0, "noise": 0.2})
     batch = jax.tree.map(lambda a, b: jnp.stack([a, b]), bad, good)

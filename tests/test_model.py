@@ -1,5 +1,7 @@
 """The protocol as `from_jax` implements it: conformance, metadata, errors."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import logdensity as ld
-from logdensity import examples
+from logdensity import zoo
 from logdensity.testing import check_logdensity, random_positions
 
 from . import models
@@ -33,7 +35,7 @@ def _nested_model():
         _nested_model,
         lambda: models.conjugate_normal(models.draws())[0],
         lambda: models.normal_invgamma(models.scale_draws())[0],
-        examples.rat_tumors_jax,
+        functools.partial(zoo.build, "rat_tumors", "jax"),
     ],
     ids=["scalar", "nested", "vector+deterministic", "data+jacobian", "rat_tumors"],
 )
@@ -45,7 +47,7 @@ def test_from_jax_conforms(build):
 
 
 def test_conformance_float32():
-    check_logdensity(examples.rat_tumors_jax(), jax.random.key(2))
+    check_logdensity(zoo.build("rat_tumors", "jax"), jax.random.key(2))
 
 
 def test_conformance_check_catches_a_wrong_gradient(x64):
@@ -89,7 +91,7 @@ def test_flat_view_is_a_logdensity(x64):
 
 @given(st.integers(1, 6), st.integers(0, 2**31 - 1))
 def test_vmap_over_any_batch(batch, seed):
-    model = examples.rat_tumors_jax()
+    model = zoo.build("rat_tumors", "jax")
     points = random_positions(model, jax.random.key(seed), batch)
     lp = jax.vmap(model)(points)
     assert lp.shape == (batch,)
@@ -99,7 +101,7 @@ def test_vmap_over_any_batch(batch, seed):
 
 
 def test_new_data_of_the_same_shape_does_not_retrace():
-    model = examples.rat_tumors_jax()
+    model = zoo.build("rat_tumors", "jax")
     traces = []
 
     @jax.jit
@@ -107,8 +109,8 @@ def test_new_data_of_the_same_shape_does_not_retrace():
         traces.append(None)
         return m(p)
 
-    data = examples.rat_tumors_data()
-    other = examples.rat_tumors_jax(y=data["y"] // 2, n=data["n"])
+    data = zoo.data("rat_tumors")
+    other = zoo.build("rat_tumors", "jax", y=data["y"] // 2, n=data["n"])
     a = f(model, model.initial_position)
     b = f(other, model.initial_position)
     assert len(traces) == 1
@@ -154,7 +156,7 @@ def test_missing_value_names_the_variable():
 def test_rat_tumors_jacobian_is_included(x64):
     # The density in (log_a, log_b, logit_theta) must equal the density in
     # (alpha, beta, theta) times the Jacobian |d(constrained)/d(unconstrained)|.
-    model = examples.rat_tumors_jax()
+    model = zoo.build("rat_tumors", "jax")
     p = random_positions(model, jax.random.key(3), 1)
     p = jax.tree.map(lambda x: x[0], p)
     v = model.constrain(p)
@@ -164,7 +166,7 @@ def test_rat_tumors_jacobian_is_included(x64):
         + jnp.sum(jnp.log(v["theta"]) + jnp.log1p(-v["theta"]))
     )
     a, b, th = v["alpha"], v["beta"], v["theta"]
-    d = examples.rat_tumors_data()
+    d = zoo.data("rat_tumors")
     from jax.scipy.stats import beta as beta_dist, binom
 
     direct = (

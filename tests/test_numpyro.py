@@ -1,6 +1,8 @@
 """The NumPyro adapter: conformance over site shapes, errors, data, dims, predictive,
 agreement with NumPyro's own NUTS and with a posteriordb reference."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,9 +13,11 @@ import arviz as az  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
 
 import logdensity as ld  # noqa: E402
-from logdensity import _sample, examples  # noqa: E402
+from logdensity import zoo  # noqa: E402
+from logdensity.adapters import add_numpyro_predictive  # noqa: E402
 from logdensity.testing import check_logdensity  # noqa: E402
 
+from .models import compiled_programs  # noqa: E402
 from .posteriordb_models import garch_numpyro, load  # noqa: E402
 
 FAST = {"num_warmup": 300, "num_samples": 300, "progress_bar": False}
@@ -56,7 +60,7 @@ SCHOOLS_SIGMA = np.array([15.0, 10, 16, 11, 9, 11, 10, 18])
         lambda: ld.from_numpyro(scalar_model),
         lambda: ld.from_numpyro(shapes_model, np.linspace(-1, 1, 7)),
         lambda: ld.from_numpyro(eight_schools, SCHOOLS_SIGMA, y=SCHOOLS_Y),
-        examples.rat_tumors_numpyro,
+        functools.partial(zoo.build, "rat_tumors", "numpyro"),
     ],
     ids=["scalar", "shapes", "eight_schools", "rat_tumors"],
 )
@@ -142,10 +146,10 @@ def test_new_data_of_the_same_shape_does_not_recompile():
     kw = {"num_chains": 3, "num_warmup": 30, "num_samples": 20, "progress_bar": False}
     a = ld.from_numpyro(eight_schools, SCHOOLS_SIGMA, y=SCHOOLS_Y)
     ld.sample(a, jax.random.key(0), **kw)
-    before = dict(_sample.trace_counts)
+    before = compiled_programs()
     b = ld.from_numpyro(eight_schools, SCHOOLS_SIGMA * 2, y=SCHOOLS_Y + 1)
     idata = ld.sample(b, jax.random.key(0), **kw)
-    assert dict(_sample.trace_counts) == before
+    assert compiled_programs() == before
     assert idata.posterior["z"].shape == (3, 20, 8)
     # and the new data are used: the log densities differ
     assert a(a.initial_position) != b(b.initial_position)
@@ -154,8 +158,12 @@ def test_new_data_of_the_same_shape_does_not_recompile():
 def test_numpyro_and_jax_rat_tumors_agree(x64):
     from logdensity._demo import logdensity_offsets
 
-    agreement = logdensity_offsets(examples.rat_tumors_jax(), examples.rat_tumors_numpyro(),
-                                   jax.random.key(0), num_points=50)  # fmt: skip
+    agreement = logdensity_offsets(
+        zoo.build("rat_tumors", "jax"),
+        zoo.build("rat_tumors", "numpyro"),
+        jax.random.key(0),
+        num_points=50,
+    )
     assert agreement["offset_spread"] < 1e-8
     assert agreement["max_grad_diff"] < 1e-8
 
@@ -202,7 +210,7 @@ def test_posterior_and_prior_predictive():
     x, y = _linear_data()
     model = ld.from_numpyro(linear_regression, x, y=y)
     idata = ld.sample(model, jax.random.key(0), num_chains=2, **FAST)
-    ld.add_numpyro_predictive(
+    add_numpyro_predictive(
         idata, linear_regression, x, y=y, rng_key=jax.random.key(1), batch_size=128
     )
     pp = idata.posterior_predictive["y"]

@@ -1,6 +1,7 @@
 """The PyTensor adapter (and PyMC models): conformance over graphs, errors, the global
 x64 flag, the rat-tumor tutorial, eight schools against posteriordb."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ pytensor = pytest.importorskip("pytensor")
 import pytensor.tensor as pt  # noqa: E402
 
 import logdensity as ld  # noqa: E402
-from logdensity import examples  # noqa: E402
+from logdensity import zoo  # noqa: E402
 from logdensity._demo import logdensity_offsets  # noqa: E402
 from logdensity.testing import check_logdensity  # noqa: E402
 
@@ -43,7 +44,12 @@ def _matrix_of_unknown_shape():
 
 @pytest.mark.parametrize(
     "build",
-    [_scalar, _vector_with_shared_data, _matrix_of_unknown_shape, examples.rat_tumors_pytensor],
+    [
+        _scalar,
+        _vector_with_shared_data,
+        _matrix_of_unknown_shape,
+        functools.partial(zoo.build, "rat_tumors", "pytensor"),
+    ],
 )
 def test_conformance(build, x64):
     check_logdensity(build(), num_points=4)
@@ -132,7 +138,7 @@ def test_rat_tumor_tutorial_agrees_with_jax(x64):
     samples the same posterior (|z| < 4 on log(a/b), log(a+b); MCSE of both runs)."""
     import arviz as az
 
-    graph, plain = examples.rat_tumors_pytensor(), examples.rat_tumors_jax()
+    graph, plain = zoo.build("rat_tumors", "pytensor"), zoo.build("rat_tumors", "jax")
     agreement = logdensity_offsets(graph, plain, jax.random.key(0), num_points=30)
     assert agreement["offset_spread"] < 1e-8
     assert agreement["max_grad_diff"] < 1e-8

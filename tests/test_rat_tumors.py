@@ -5,17 +5,17 @@ import numpy as np
 import pytest
 
 import logdensity as ld
-from logdensity import _demo, examples
+from logdensity import _demo, zoo
 
 
 @pytest.fixture(scope="module")
 def reference():
-    return examples.rat_tumors_quadrature()
+    return zoo.rat_tumors_quadrature()
 
 
 def test_quadrature_grid_holds_the_posterior(reference):
     # a finer grid moves nothing that matters: the grid resolves the posterior
-    finer = examples.rat_tumors_quadrature(grid_size=900)
+    finer = zoo.rat_tumors_quadrature(grid_size=900)
     for key in ("mean_u", "sd_u", "mean_v", "sd_v"):
         assert abs(finer[key] - reference[key]) < 1e-3 * abs(reference[key]), key
     np.testing.assert_allclose(finer["mean_theta"], reference["mean_theta"], rtol=1e-4)
@@ -24,7 +24,7 @@ def test_quadrature_grid_holds_the_posterior(reference):
 
 
 def test_rat_tumors_matches_quadrature(reference):
-    idata = ld.sample(examples.rat_tumors_jax(), jax.random.key(0), progress_bar=False)
+    idata = ld.sample(zoo.build("rat_tumors", "jax"), jax.random.key(0), progress_bar=False)
     stats = idata.sample_stats.attrs
     assert stats["num_divergences"] == 0
     assert stats["max_rhat"] < 1.01

@@ -70,11 +70,12 @@ def test_known_objects_are_dispatched_by_type(x64):
     import pymc as pm
     import pytensor.tensor as pt
 
-    from logdensity._examples_equinox import RatTumors, rat_tumors_log_likelihood
-    from logdensity.examples import _log_binom, rat_tumors_data
+    from logdensity.zoo import data as zoo_data
+    from logdensity.zoo._equinox import RatTumors, rat_tumors_log_likelihood
+    from logdensity.zoo._references import log_binom
 
-    y, n = rat_tumors_data().values()
-    data = (jnp.asarray(y, float), jnp.asarray(n, float), _log_binom(y, n))
+    y, n = zoo_data("rat_tumors").values()
+    data = (jnp.asarray(y, float), jnp.asarray(n, float), log_binom(y, n))
     model = ld.adapt(RatTumors(len(y), jnp.float64), rat_tumors_log_likelihood, *data)
     assert model.backend == "equinox"
 

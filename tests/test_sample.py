@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import logdensity as ld
-from logdensity import _progress, _sample
+from logdensity._sample import _host
 
 from . import models
 
@@ -151,11 +151,11 @@ PARALLEL_SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     jax.config.update("jax_enable_x64", True)
     import logdensity as ld
-    from logdensity import _sample
+    from logdensity._sample._chains import map_chains
     assert jax.device_count() == 2, jax.devices()
 
     # the chains really are split across the two devices, two per device
-    where = _sample._map_chains(
+    where = map_chains(
         lambda b, s: jax.lax.axis_index("chain"), "parallel", jnp.arange(4.0), None
     )
     assert list(np.asarray(where)) == [0, 0, 1, 1], where
@@ -206,26 +206,26 @@ def test_one_compilation_per_model_and_shape():
         "chunk_size": 20,
         "progress_bar": False,
     }
-    before = dict(_sample.trace_counts)
+    before = models.compiled_programs()
     ld.sample(model, jax.random.key(0), **kw)  # 3 warmup chunks, 3 sampling chunks: one program
     ld.sample(model, jax.random.key(1), **kw)
     new_data, _ = models.normal_invgamma(models.scale_draws(seed=1))  # other model: compiles
-    after = dict(_sample.trace_counts)
+    after = models.compiled_programs()
     for name in ("chunk", "start"):
         assert after[name] - before.get(name, 0) == 1, name
     # same model function on new data of the same shape: no retrace
     m1, _ = models.normal_invgamma(models.scale_draws(seed=2))
     ld.sample(m1, jax.random.key(0), **kw)
-    mid = dict(_sample.trace_counts)
+    mid = models.compiled_programs()
     m2 = m1.replace_data(new_data.data)
     ld.sample(m2, jax.random.key(0), **kw)
-    assert dict(_sample.trace_counts) == mid
+    assert models.compiled_programs() == mid
 
 
 def test_interrupt_returns_the_draws_so_far(monkeypatch):
     model, _ = models.conjugate_normal(models.draws())
     calls = {"n": 0}
-    original = _progress.Progress.update
+    original = _host.Progress.update
 
     def interrupting(self, phase, steps, stats):
         original(self, phase, steps, stats)
@@ -233,7 +233,7 @@ def test_interrupt_returns_the_draws_so_far(monkeypatch):
         if phase == "sampling" and calls["n"] == 4:  # 2 warmup chunks, then 2 sampling
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(_progress.Progress, "update", interrupting)
+    monkeypatch.setattr(_host.Progress, "update", interrupting)
     with pytest.warns(ld.SamplingWarning, match="Interrupted during sampling.*100 draws"):
         idata = ld.sample(
             model,
@@ -255,7 +255,7 @@ def test_interrupt_during_warmup_returns_an_empty_posterior(monkeypatch):
     def interrupting(self, phase, steps, stats):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_progress.Progress, "update", interrupting)
+    monkeypatch.setattr(_host.Progress, "update", interrupting)
     with pytest.warns(ld.SamplingWarning, match="Interrupted during warmup"):
         idata = ld.sample(
             model, jax.random.key(0), num_warmup=100, num_samples=50, progress_bar=False
@@ -372,3 +372,28 @@ def test_flat_view_can_be_sampled():
     model, _ = models.conjugate_normal(models.draws())
     idata = ld.sample(model.flat, jax.random.key(0), **FAST)
     assert idata.posterior["mu"].dims == ("chain", "draw", "group")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"num_samples": 2.5}, "num_samples must be an integer; got 2.5"),
+        ({"num_warmup": -1}, "num_warmup must be >= 0"),
+        ({"num_chains": True}, "num_chains must be an integer"),
+        ({"max_tree_depth": 0}, "max_tree_depth must be a positive integer"),
+        ({"target_acceptance_rate": 1.0}, r"target_acceptance_rate must be in \(0, 1\)"),
+        ({"init_jitter": -0.5}, "init_jitter must be >= 0"),
+    ],
+)
+def test_settings_are_refused_before_anything_is_traced(setting, message):
+    model, _ = models.conjugate_normal(models.draws())
+    before = models.compiled_programs()
+    with pytest.raises(ValueError, match=message):
+        ld.sample(model, jax.random.key(0), num_warmup=10**9, **setting)
+    assert models.compiled_programs() == before
+
+
+def test_a_chunk_longer_than_the_run_is_clamped():
+    model, _ = models.conjugate_normal(models.draws())
+    idata = ld.sample(model, jax.random.key(0), chunk_size=10**9, **FAST)
+    assert idata.posterior.sizes["draw"] == 200

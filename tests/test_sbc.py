@@ -23,40 +23,27 @@ from logdensity.zoo import _jax as zoo_jax
 
 X = np.linspace(-2.0, 2.0, 3)
 NEEDS = {"numpyro": "numpyro", "pytensor": "pytensor", "equinox": "parax", "jax": "jax"}
-# how each backend's model takes new data (`model.replace_data`)
-PACK = {
-    "jax": lambda y: {"x": jnp.asarray(X), "y": y},
-    "pytensor": lambda y: {"x": jnp.asarray(X), "y": y},
-    "numpyro": lambda y: (jnp.asarray(X), y),
-    "equinox": lambda y: (jnp.asarray(X), y),
-}
 
 
-def _y(data):
-    return data["y"] if isinstance(data, dict) else data[1]
-
-
-def _simulator(pack):
-    def simulate(key):
-        """The zoo's priors: weight ~ N(0, 5), bias ~ N(0, 2), noise ~ LogNormal(-1, 1)."""
-        k = jax.random.split(key, 4)
-        weight, bias = 5.0 * jax.random.normal(k[0]), 2.0 * jax.random.normal(k[1])
-        noise = jnp.exp(-1.0 + jax.random.normal(k[2]))
-        y = weight * X + bias + noise * jax.random.normal(k[3], X.shape)
-        return {"weight": weight, "bias": bias, "noise": noise}, pack(y)
-
-    return simulate
+def simulate(key):
+    """The zoo's priors: weight ~ N(0, 5), bias ~ N(0, 2), noise ~ LogNormal(-1, 1); the
+    data in the form every backend's `replace_data` takes."""
+    k = jax.random.split(key, 4)
+    weight, bias = 5.0 * jax.random.normal(k[0]), 2.0 * jax.random.normal(k[1])
+    noise = jnp.exp(-1.0 + jax.random.normal(k[2]))
+    y = weight * X + bias + noise * jax.random.normal(k[3], X.shape)
+    return {"weight": weight, "bias": bias, "noise": noise}, {"x": jnp.asarray(X), "y": y}
 
 
 def log_likelihood(values, data):
     mean = values["weight"] * X + values["bias"]
-    return {"log_likelihood": jnp.sum(norm.logpdf(_y(data), mean, values["noise"]))}
+    return {"log_likelihood": jnp.sum(norm.logpdf(data["y"], mean, values["noise"]))}
 
 
-def _sbc(model, pack, seed=0, **kwargs):
+def _sbc(model, seed=0, **kwargs):
     return sbc(
         model,
-        _simulator(pack),
+        simulate,
         jax.random.key(seed),
         num_simulations=200,
         num_draws=99,
@@ -85,7 +72,7 @@ def _broken_linear_regression():
 def test_linear_regression_is_calibrated(backend, x64):
     pytest.importorskip(NEEDS[backend])
     model = zoo.build("linear_regression", backend, x=X, y=np.zeros(len(X)))
-    result = _sbc(model, PACK[backend])
+    result = _sbc(model)
     print(f"\nSBC linear_regression [{backend}]: p = {result.p_value:.3f}, worst {result.worst()}")
     assert set(result.ranks) == {"weight", "bias", "noise", "log_likelihood"}
     assert all(r.shape == (200,) and r.min() >= 0 and r.max() <= 99 for r in result.ranks.values())
@@ -94,7 +81,7 @@ def test_linear_regression_is_calibrated(backend, x64):
 
 @pytest.mark.slow
 def test_a_missing_jacobian_is_detected(x64):
-    result = _sbc(_broken_linear_regression(), PACK["jax"])
+    result = _sbc(_broken_linear_regression())
     print(f"\nSBC broken linear_regression: p = {result.p_value:.2e}, worst {result.worst()}")
     assert result.p_value < 1e-4, result.p_values
     assert result.worst()[0] in ("noise", "log_likelihood")
@@ -122,11 +109,11 @@ def test_eight_schools_half_normal_is_calibrated(x64):
         mu, tau = 5.0 * jax.random.normal(k[0]), jnp.abs(5.0 * jax.random.normal(k[1]))
         theta_trans = jax.random.normal(k[2], (8,))
         y = mu + tau * theta_trans + sigma * jax.random.normal(k[3], (8,))
-        return {"mu": mu, "tau": tau, "theta_trans": theta_trans}, (y, sigma)
+        return {"mu": mu, "tau": tau, "theta_trans": theta_trans}, {"y": y, "sigma": sigma}
 
     def joint_log_likelihood(values, data):
         theta = values["mu"] + values["tau"] * values["theta_trans"]
-        return {"log_likelihood": jnp.sum(norm.logpdf(data[0], theta, sigma))}
+        return {"log_likelihood": jnp.sum(norm.logpdf(data["y"], theta, sigma))}
 
     result = sbc(
         model,
@@ -146,10 +133,10 @@ def test_eight_schools_half_normal_is_calibrated(x64):
 def test_sbc_arguments_are_checked():
     model = zoo.build("linear_regression", "jax", x=X, y=np.zeros(len(X)))
     with pytest.raises(ValueError, match="num_draws \\+ 1 = 51 is not a multiple of 10"):
-        sbc(model, _simulator(PACK["jax"]), jax.random.key(0), num_draws=50)
+        sbc(model, simulate, jax.random.key(0), num_draws=50)
 
     def wrong_names(key):
-        values, data = _simulator(PACK["jax"])(key)
+        values, data = simulate(key)
         return {"slope": values["weight"]}, data
 
     with pytest.raises(ValueError, match=r"simulate returns \['slope'\]"):
@@ -161,7 +148,7 @@ def test_a_tiny_sbc_run(x64):
     model = zoo.build("linear_regression", "jax", x=X, y=np.zeros(len(X)))
     result = sbc(
         model,
-        _simulator(PACK["jax"]),
+        simulate,
         jax.random.key(0),
         num_simulations=20,
         num_warmup=100,

@@ -20,15 +20,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import logdensity as ld
-from logdensity import examples
+from logdensity import zoo
 from logdensity._demo import logdensity_offsets
 
 IMG = Path(__file__).parent.parent / "img"
 
 
 def linear_model() -> None:
-    data = examples.linear_regression_data()
-    model = examples.linear_regression_equinox(data["x"], data["y"])
+    data = zoo.data("linear_regression")
+    model = zoo.build("linear_regression", "equinox", x=data["x"], y=data["y"])
     idata = ld.sample(model, jax.random.key(0), num_chains=4, progress_bar=False)
     post = idata.posterior
     slope, intercept = np.polyfit(data["x"], data["y"], 1)
@@ -56,11 +56,11 @@ def linear_model() -> None:
 
 
 def gp() -> None:
-    data = examples.gp_data()
+    data = zoo.data("gp")
     models = {
-        "equinox": examples.gp_equinox(data["x"], data["y"]),
-        "numpyro": examples.gp_numpyro(data["x"], data["y"]),
-        "jax": examples.gp_jax(data["x"], data["y"]),
+        "equinox": zoo.build("gp", "equinox", x=data["x"], y=data["y"]),
+        "numpyro": zoo.build("gp", "numpyro", x=data["x"], y=data["y"]),
+        "jax": zoo.build("gp", "jax", x=data["x"], y=data["y"]),
     }
     for name in ("numpyro", "jax"):
         agreement = logdensity_offsets(models["equinox"], models[name], jax.random.key(1), 50)

@@ -17,6 +17,7 @@ import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS
 
 import logdensity as ld
+from logdensity.adapters import add_numpyro_predictive
 
 IMG = Path(__file__).parent.parent / "img"
 
@@ -36,7 +37,7 @@ def main() -> None:
 
     model = ld.from_numpyro(linear_regression, x, y=y)
     idata = ld.sample(model, jax.random.key(0))
-    ld.add_numpyro_predictive(idata, linear_regression, x, y=y, rng_key=jax.random.key(1))
+    add_numpyro_predictive(idata, linear_regression, x, y=y, rng_key=jax.random.key(1))
     print(az.summary(idata, var_names=["a", "b", "sigma"]).to_string())
 
     mcmc = MCMC(NUTS(linear_regression), num_warmup=1000, num_samples=1000, num_chains=4,
