@@ -18,7 +18,7 @@ import argparse
 import os
 import time
 
-SUITES = ("overhead", "endtoend", "kernel", "scaling", "memory")
+SUITES = ("overhead", "endtoend", "kernel", "scaling", "memory", "nutpie")
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     args.suites = args.suites or list(SUITES)
     from ._common import MODELS
 
-    unknown = set(args.models or ()) - set(MODELS)
+    unknown = set(args.models or ()) - set(MODELS) - {"diamonds"}  # nutpie's suite
     if unknown:  # e.g. a suite after --models, which takes every name that follows
         parser.error(f"unknown models {sorted(unknown)}; choose from {MODELS}")
     os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")

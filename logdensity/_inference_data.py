@@ -88,19 +88,29 @@ def to_inference_data(
             },
         )
     if adaptation is not None:
-        imm = adaptation["inverse_mass_matrix"]
-        dims_imm = ["chain", "unconstrained"] + (["unconstrained_col"] if imm.ndim == 3 else [])
-        labels = _flat_labels(model)
-        ds = xr.Dataset(
-            {
-                "step_size": (["chain"], adaptation["step_size"]),
-                "inverse_mass_matrix": (dims_imm, imm),
-            },
-            coords={"chain": np.arange(num_chains), "unconstrained": labels}
-            | ({"unconstrained_col": labels} if imm.ndim == 3 else {}),
-        )
-        idata.add_groups(adaptation=ds)
+        idata.add_groups(adaptation=_adaptation_group(model, adaptation, num_chains))
     return idata
+
+
+def _adaptation_group(
+    model: LogDensity, adaptation: Mapping[str, np.ndarray], num_chains: int
+) -> xr.Dataset:
+    """The adapted parameters over the flattened position's coordinates (labelled
+    `name[i,j]`): `step_size`, and `inverse_mass_matrix` (diagonal or dense) or the
+    low-rank factors `sigma`, `U`, `lam`."""
+    labels = _flat_labels(model)
+    dims = {
+        "step_size": ["chain"],
+        "inverse_mass_matrix": ["chain", "unconstrained", "unconstrained_col"],
+        "sigma": ["chain", "unconstrained"],
+        "U": ["chain", "unconstrained", "rank"],
+        "lam": ["chain", "rank"],
+    }
+    data = {k: (dims[k][: np.ndim(v)], v) for k, v in adaptation.items()}
+    coords = {"chain": np.arange(num_chains), "unconstrained": labels}
+    if np.ndim(adaptation.get("inverse_mass_matrix", 0)) == 3:
+        coords["unconstrained_col"] = labels
+    return xr.Dataset(data, coords=coords)
 
 
 def diagnose(idata: az.InferenceData) -> list[str]:

@@ -332,6 +332,60 @@ def blr_jax(data):
     )
 
 
+# --- diamonds: brms linear regression, 24 correlated predictors ------------------------
+def _diamonds_data(data):
+    x = np.asarray(data["X"], float)[:, 1:]  # the brms design matrix without its intercept
+    return {"xc": _f(x - x.mean(axis=0)), "y": _f(data["Y"])}
+
+
+def diamonds_numpyro(data):
+    import numpyro
+    import numpyro.distributions as dist
+
+    def model(xc, y):
+        b = numpyro.sample("b", dist.Normal(0.0, 1.0).expand([xc.shape[1]]))
+        intercept = numpyro.sample("Intercept", dist.StudentT(3.0, 8.0, 10.0))
+        # Stan's student_t_lpdf(sigma | 3, 0, 10) - student_t_lccdf(0 | 3, 0, 10) on sigma > 0
+        sigma = numpyro.sample("sigma", dist.HalfCauchy(1.0))
+        numpyro.factor(
+            "sigma_prior",
+            dist.StudentT(3.0, 0.0, 10.0).log_prob(sigma)
+            + jnp.log(2.0)
+            - dist.HalfCauchy(1.0).log_prob(sigma),
+        )
+        numpyro.sample("y", dist.Normal(intercept + xc @ b, sigma), obs=y)
+
+    return ld.from_numpyro(model, **_diamonds_data(data))
+
+
+def _diamonds_logdensity(p, d):
+    from jax.scipy.stats import t as student_t
+
+    sigma = jnp.exp(p["log_sigma"])
+    return (
+        jnp.sum(norm.logpdf(p["b"]))
+        + student_t.logpdf(p["Intercept"], 3.0, 8.0, 10.0)
+        + student_t.logpdf(sigma, 3.0, 0.0, 10.0)
+        + jnp.log(2.0)
+        + p["log_sigma"]
+        + jnp.sum(norm.logpdf(d["y"], p["Intercept"] + d["xc"] @ p["b"], sigma))
+    )
+
+
+def diamonds_jax(data):
+    zero = jnp.zeros(())
+    return ld.from_jax(
+        _diamonds_logdensity,
+        {"b": jnp.zeros(24), "Intercept": zero, "log_sigma": zero},
+        constrain=lambda p, d: {
+            "b": p["b"],
+            "Intercept": p["Intercept"],
+            "sigma": jnp.exp(p["log_sigma"]),
+        },
+        data=_diamonds_data(data),
+    )
+
+
 def _schools(model, backend):
     def build(data):
         y, sigma = np.asarray(data["y"], float), np.asarray(data["sigma"], float)
@@ -354,4 +408,5 @@ POSTERIORS = {
     "kidiq-kidscore_momiq": {"numpyro": kidiq_numpyro, "jax": kidiq_jax},
     "low_dim_gauss_mix-low_dim_gauss_mix": {"numpyro": gauss_mix_numpyro, "jax": gauss_mix_jax},
     "sblrc-blr": {"numpyro": blr_numpyro, "jax": blr_jax},
+    "diamonds-diamonds": {"numpyro": diamonds_numpyro, "jax": diamonds_jax},
 }

@@ -1,10 +1,11 @@
-"""Reference posteriors that nobody here wrote: posteriordb's eight posteriors (Stan,
+"""Reference posteriors that nobody here wrote: posteriordb's nine posteriors (Stan,
 10 chains x 1000 thinned draws), each sampled by `logdensity.sample` in NumPyro and
 plain JAX (non-centered eight schools in all four backends).
 
 Pass (per posterior and backend, 4 chains x 1000 draws after 1000 warmup; 4000 draws
 for eight schools; target acceptance 0.9, 0.95 for eight schools, 0.99 for the latent
-GP): no divergences, R-hat < 1.01, bulk and tail ESS >= 400, and for each of the P
+GP; the low-rank metric for diamonds): no divergences, R-hat < 1.01, bulk and tail ESS
+>= 400, and for each of the P
 reference parameters |mean - ref| / sqrt(mcse² + ref_mcse²) below the Bonferroni bar
 Φ⁻¹(1 - 0.01 / 2P) (a 1% family-wise false alarm rate per posterior) and sd within
 10% of the reference sd.
@@ -37,6 +38,9 @@ TARGET_ACCEPTANCE = {
 # tau's posterior sd is a heavy-tailed estimate (half-Cauchy prior): 4 x 1000 draws
 # leave it ~7% noisy (parax's softplus raw space explores the tail slower than exp)
 NUM_SAMPLES = {"eight_schools-eight_schools_noncentered": 4000}
+# diamonds' 24 correlated predictors are what the low-rank metric is for: with it the
+# run takes 7 leapfrog steps a draw (the diagonal: about 120, and 250 s on 2 cores)
+METRIC = {"diamonds-diamonds": "low_rank"}
 CASES = [
     (name, backend)
     for name, builders in POSTERIORS.items()
@@ -84,15 +88,22 @@ def test_matches_reference_posterior(posterior, backend, x64):
     key = jax.random.key(zlib.crc32(f"{posterior}/{backend}".encode()))
     target = TARGET_ACCEPTANCE.get(posterior, 0.9)
     num_samples = NUM_SAMPLES.get(posterior, 1000)
+    metric = METRIC.get(posterior, "diag")
     idata = ld.sample(
-        model, key, target_acceptance_rate=target, num_samples=num_samples, progress_bar=False
+        model,
+        key,
+        target_acceptance_rate=target,
+        num_samples=num_samples,
+        metric=metric,
+        progress_bar=False,
     )
     bar, rows = compare(idata, ref)
     divergences = int(idata.sample_stats["diverging"].sum())
     worst_z = max(rows, key=lambda r: abs(r["z"]))
     worst_sd = max(rows, key=lambda r: abs(r["sd_error"]))
     print(
-        f"\nposteriordb {posterior} [{backend}, target {target}]: max |z| {abs(worst_z['z']):.2f} "
+        f"\nposteriordb {posterior} [{backend}, target {target}, {metric}]: "
+        f"max |z| {abs(worst_z['z']):.2f} "
         f"({worst_z['name']}, bar {bar:.2f}), max sd error {abs(worst_sd['sd_error']):.1%} "
         f"({worst_sd['name']}), max R-hat {max(r['rhat'] for r in rows):.4f}, "
         f"min ESS bulk {min(r['ess_bulk'] for r in rows):.0f} "

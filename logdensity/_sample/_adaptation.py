@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import blackjax
+import jax
 import jax.numpy as jnp
 import numpy as np
 from blackjax.adaptation import window_adaptation as _window_adaptation
@@ -18,9 +19,9 @@ from jaxtyping import Array, PRNGKeyArray
 
 from .._protocol import LogDensity
 from ._kernel import Parameters, Stats
-from ._settings import Config
+from ._settings import Config, low_rank_schedule
 
-__all__ = ["Adaptation", "window"]
+__all__ = ["Adaptation", "adaptation", "staged", "window"]
 
 
 class Adaptation(NamedTuple):
@@ -43,17 +44,24 @@ class Adaptation(NamedTuple):
     schedule: Callable[[int], np.ndarray]
 
 
-def initial_step_size(rng_key: PRNGKeyArray, kernel_state: Any, logdensity_fn: LogDensity) -> Array:
+def initial_step_size(
+    rng_key: PRNGKeyArray,
+    kernel_state: Any,
+    logdensity_fn: LogDensity,
+    inverse_mass_matrix: Any = None,
+) -> Array:
     """Stan's and NumPyro's start for dual averaging: from 1, double or halve the step
-    size of one leapfrog step (unit mass) until its acceptance rate crosses 0.65
-    (Hoffman & Gelman 2014, Alg. 4; `blackjax.adaptation.step_size.
-    find_reasonable_step_size`). Without it, a chain that starts far out in a
-    concentrated posterior spends its first warmup steps at the maximum tree depth."""
+    size of one leapfrog step (at `inverse_mass_matrix`, default unit) until its
+    acceptance rate crosses 0.65 (Hoffman & Gelman 2014, Alg. 4;
+    `blackjax.adaptation.step_size.find_reasonable_step_size`). Without it, a chain
+    that starts far out in a concentrated posterior spends its first warmup steps at
+    the maximum tree depth."""
     kernel = blackjax.hmc.build_kernel()
     ones = jnp.ones_like(ravel_pytree(kernel_state.position)[0])
+    imm = ones if inverse_mass_matrix is None else inverse_mass_matrix
 
     def kernel_generator(step_size: Array) -> Callable:
-        return lambda k, s: kernel(k, s, logdensity_fn, step_size, ones, num_integration_steps=1)
+        return lambda k, s: kernel(k, s, logdensity_fn, step_size, imm, num_integration_steps=1)
 
     one = jnp.asarray(1.0, ones.dtype)
     return find_reasonable_step_size(rng_key, kernel_generator, kernel_state, one)
@@ -62,8 +70,8 @@ def initial_step_size(rng_key: PRNGKeyArray, kernel_state: Any, logdensity_fn: L
 def window(config: Config) -> Adaptation:
     """Stan's window adaptation (Stan Reference Manual §15.2): dual averaging of the
     step size towards `config.target_acceptance_rate` in every window, a diagonal (or,
-    with `config.dense_mass`, dense) inverse mass matrix estimated from the draws of
-    doubling slow windows.
+    with `config.metric == "dense"`, dense) inverse mass matrix estimated from the draws
+    of doubling slow windows.
 
     Built on `blackjax.adaptation.window_adaptation.base`, BlackJAX's released
     (init, update, final) triple, the piece that can be stepped chunk by chunk where
@@ -73,7 +81,7 @@ def window(config: Config) -> Adaptation:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         base_init, base_update, base_final = _window_adaptation.base(
-            is_mass_matrix_diagonal=not config.dense_mass,
+            is_mass_matrix_diagonal=config.metric != "dense",
             target_acceptance_rate=config.target_acceptance_rate,
         )
 
@@ -103,3 +111,90 @@ def window(config: Config) -> Adaptation:
         return np.asarray(_window_adaptation.build_schedule(num_warmup)).astype(np.int32)
 
     return Adaptation(init, update, parameters, final, schedule)
+
+
+def staged(config: Config) -> Adaptation:
+    """The metrics of BlackJAX's staged-adaptation engine
+    (`blackjax.adaptation.staged_adaptation`, the engine under
+    `window_adaptation_low_rank`), stepped one warmup step at a time:
+
+    - `"low_rank"`: the Fisher-divergence-minimising low-rank-modified metric
+      `diag(σ)(I + U(Λ - I)Uᵀ)diag(σ)` of Seyboldt et al. 2026 (Algorithm 1), as
+      nutpie adapts it: σ seeded from the first gradient (`gradient_based_init`),
+      nutpie's growing windows (`build_growing_window_schedule`: 30% early windows of
+      10 draws, windows from 80 growing 1.5×, a final 15% step-size-only phase), its
+      partial-forget buffer recomputed at every draw (`buffer_policy="accumulating"`),
+      regularisation γ = 1e-5 and eigenvalues in [1/2, 2] masked to 1 (nutpie's
+      `LowRankSettings`). nutpie keeps every eigenvalue outside the cutoff; BlackJAX
+      needs a static rank, `config.max_rank`.
+    - `"fisher_diag"`: the diagonal that minimises the Fisher divergence,
+      `σ² = var(x) / var(∇ log p)` (nutpie's default diagonal), on Stan's windows.
+    """
+    from blackjax.adaptation.metric_recipes import (
+        _build_fisher_low_rank_accumulating_core,
+        lookup_recipe,
+        seed_low_rank_sigma_from_grad,
+    )
+    from blackjax.adaptation.staged_adaptation import _make_engine
+
+    low_rank = config.metric == "low_rank"
+    if low_rank:
+        core = _build_fisher_low_rank_accumulating_core(
+            buffer_size=config.buffer_size,
+            max_rank=config.max_rank,
+            gamma=1e-5,
+            cutoff=2.0,
+            recompute_every=1,
+        )
+    else:
+        core = lookup_recipe(config.metric).build_core()
+    engine_init, engine_update, engine_final = _make_engine(
+        core, target_acceptance_rate=config.target_acceptance_rate
+    )
+
+    def init(rng_key: PRNGKeyArray, kernel_state: Any, logdensity_fn: LogDensity) -> Any:
+        metric = core.init(ravel_pytree(kernel_state.position)[0].size)
+        if low_rank:  # nutpie's start: M = diag(|first gradient|)
+            metric = seed_low_rank_sigma_from_grad(metric, kernel_state.logdensity_grad)
+        imm = metric.inverse_mass_matrix
+        step_size = initial_step_size(rng_key, kernel_state, logdensity_fn, imm)
+        state = engine_init(kernel_state.position, step_size)
+        return state._replace(imm_state=metric, inverse_mass_matrix=imm)
+
+    def update(state: Any, stage: Array, kernel_state: Any, stats: Stats) -> Any:
+        return engine_update(
+            state,
+            (stage[0], stage[1]),
+            kernel_state.position,
+            kernel_state.logdensity_grad,
+            stats.acceptance_rate,
+        )
+
+    def parameters(state: Any) -> Parameters:
+        return Parameters(state.step_size, state.inverse_mass_matrix)
+
+    def final(state: Any) -> Any:
+        step_size, imm = engine_final(state)
+        like = jax.tree.map(
+            lambda new, old: jnp.asarray(new, old.dtype), imm, state.inverse_mass_matrix
+        )
+        return state._replace(
+            step_size=jnp.asarray(step_size, jnp.result_type(state.step_size)),
+            inverse_mass_matrix=like,
+        )
+
+    def schedule(num_warmup: int) -> np.ndarray:
+        if low_rank:
+            return low_rank_schedule(num_warmup)
+        if num_warmup == 0:
+            return np.zeros((0, 2), np.int32)
+        return np.asarray(_window_adaptation.build_schedule(num_warmup)).astype(np.int32)
+
+    return Adaptation(init, update, parameters, final, schedule)
+
+
+def adaptation(config: Config) -> Adaptation:
+    """The adaptation of `config.metric`: Stan's window adaptation for `"diag"` and
+    `"dense"` (`window`), BlackJAX's staged engine for `"low_rank"` and
+    `"fisher_diag"` (`staged`)."""
+    return window(config) if config.metric in ("diag", "dense") else staged(config)

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from .._protocol import LogDensity
-from ._adaptation import window
+from ._adaptation import adaptation
 from ._chains import place_chains
 from ._kernel import Stats
 from ._programs import chunk
@@ -118,7 +118,7 @@ def run_phase(
     """
     size, config = settings.chunk_size, settings.config
     adapting = phase == "warmup"
-    schedule = window(config).schedule(draws.total) if adapting else None
+    schedule = adaptation(config).schedule(draws.total) if adapting else None
     for steps, active in chunk_schedule(draws.total, size):
         if schedule is not None:
             stages = schedule[np.minimum(steps, draws.total - 1)]

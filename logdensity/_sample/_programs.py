@@ -13,7 +13,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._protocol import LogDensity
-from ._adaptation import window
+from ._adaptation import adaptation
 from ._chains import map_chains
 from ._kernel import Stats, nuts, zero_stats
 from ._settings import Config
@@ -55,7 +55,7 @@ def init_chain(
 ) -> tuple[Any, Any]:
     """One chain's kernel and adaptation states at `position`."""
     kernel_state = nuts(config).init(position, model)
-    return kernel_state, window(config).init(rng_key, kernel_state, model)
+    return kernel_state, adaptation(config).init(rng_key, kernel_state, model)
 
 
 def transition(
@@ -69,12 +69,12 @@ def transition(
 ) -> tuple[Any, Any, Stats]:
     """One NUTS step at the adaptation's current parameters, then (where `adapting`)
     the adaptation's update with the step's `stage` of the schedule."""
-    adaptation = window(config)
-    parameters = adaptation.parameters(adaptation_state)
+    adapt = adaptation(config)
+    parameters = adapt.parameters(adaptation_state)
     kernel_state, stats = nuts(config).step(rng_key, kernel_state, model, parameters)
     adaptation_state = jax.lax.cond(
         adapting,
-        lambda a: adaptation.update(a, stage, kernel_state, stats),
+        lambda a: adapt.update(a, stage, kernel_state, stats),
         lambda a: a,
         adaptation_state,
     )

@@ -9,14 +9,15 @@ from typing import Any
 import arviz as az
 import jax
 import numpy as np
+from jax.flatten_util import ravel_pytree
 from jaxtyping import PRNGKeyArray, PyTree
 
 from .._inference_data import diagnose, to_inference_data
 from .._model import as_model
 from .._protocol import LogDensity
-from ._adaptation import window
+from ._adaptation import adaptation
 from ._host import Draws, Progress, run_phase
-from ._settings import ChainMethod, Settings
+from ._settings import ChainMethod, Metric, Settings
 from ._starts import start_chains
 from ._state import SamplerState
 
@@ -38,7 +39,9 @@ def sample(
     chain_method: ChainMethod = "vectorized",
     initial_positions: PyTree | None = None,
     progress_bar: bool = True,
-    dense_mass: bool = False,
+    metric: Metric = "diag",
+    max_rank: int | None = None,
+    dense_mass: bool | None = None,
     target_acceptance_rate: float = 0.8,
     max_tree_depth: int = 10,
     init_jitter: float = 2.0,
@@ -75,7 +78,16 @@ def sample(
       init_jitter)` per coordinate (Stan's default is uniform(-2, 2)), redrawn up to
       `max_init_tries` times while the log density or its gradient is not finite.
     - `progress_bar`: show a tqdm bar (phase, draws, divergences, step size).
-    - `dense_mass`: adapt a dense inverse mass matrix instead of a diagonal one.
+    - `metric`: the inverse mass matrix the warmup adapts (every one a BlackJAX
+      estimator): `"diag"`, Stan's diagonal of the draws' variances in doubling
+      windows; `"dense"`, Stan's dense covariance; `"low_rank"`, nutpie's
+      low-rank-modified Fisher metric (Seyboldt et al. 2026: a diagonal σ and the
+      eigenvectors of `cov(x) # cov(∇ log p)⁻¹` whose eigenvalues lie outside [1/2, 2],
+      on nutpie's growing windows, from the first gradient); `"fisher_diag"`, the
+      Fisher diagonal `var(x) / var(∇ log p)` (nutpie's default diagonal).
+    - `max_rank`: for `"low_rank"`, the most eigenvectors kept (each leapfrog step
+      costs O(dim · max_rank)); default every direction up to dim 64, 16 beyond.
+    - `dense_mass`: deprecated; `dense_mass=True` is `metric="dense"`.
     - `target_acceptance_rate`: the dual-averaging target (Stan: 0.8), in (0, 1).
     - `max_tree_depth`: NUTS's maximum number of trajectory doublings (Stan: 10).
     - `chunk_size`: steps per compiled chunk (memory on device: `chunk_size` draws per
@@ -90,8 +102,11 @@ def sample(
     - `sample_stats`: `diverging` (bool), `acceptance_rate`, `step_size`, `tree_depth`
       (trajectory doublings), `n_steps` (leapfrog steps), `energy`, and `lp` (the log
       density on the unconstrained space, Jacobians included), each `(chain, draw)`;
-    - `adaptation`: the adapted `step_size` `(chain,)` and `inverse_mass_matrix`
-      `(chain, dim)` (or `(chain, dim, dim)` when dense) over the flattened position;
+    - `adaptation`: the adapted `step_size` `(chain,)` and the metric over the
+      flattened position: `inverse_mass_matrix` `(chain, dim)` (`"diag"`,
+      `"fisher_diag"`) or `(chain, dim, dim)` (`"dense"`); for `"low_rank"` its
+      factors `sigma` `(chain, dim)`, `U` `(chain, dim, rank)` and `lam`
+      `(chain, rank)` (`M⁻¹ = diag(σ)(I + U(diag(λ) - I)Uᵀ)diag(σ)`);
     - attrs: backend, library versions, `warmup_time` and `sampling_time` (seconds, wall
       clock, compilation included), `interrupted`.
 
@@ -110,12 +125,23 @@ def sample(
     - `TypeError` if `logdensity` does not satisfy the `LogDensity` protocol.
     """
     model = as_model(logdensity)
+    if dense_mass is not None:
+        warnings.warn(
+            "dense_mass is deprecated: use metric='dense' (or 'diag').",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if dense_mass and metric not in ("diag", "dense"):
+            raise ValueError(f"dense_mass=True contradicts metric={metric!r}; give metric only.")
+        metric = "dense" if dense_mass else metric
     settings = Settings.checked(
+        dim=int(ravel_pytree(model.initial_position)[0].size),
         num_chains=num_chains,
         num_warmup=num_warmup,
         num_samples=num_samples,
         chain_method=chain_method,
-        dense_mass=dense_mass,
+        metric=metric,
+        max_rank=max_rank,
         target_acceptance_rate=target_acceptance_rate,
         max_tree_depth=max_tree_depth,
         init_jitter=init_jitter,
@@ -138,8 +164,8 @@ def sample(
             began = time.perf_counter()
             state = run_phase(model, settings, state, phase, draws, progress)
             if phase == "warmup":
-                adaptation = jax.vmap(window(settings.config).final)(state.adaptation)
-                adapted = state = state._replace(adaptation=adaptation)
+                final = jax.vmap(adaptation(settings.config).final)(state.adaptation)
+                adapted = state = state._replace(adaptation=final)
             timings[f"{phase}_time"] = time.perf_counter() - began
     except KeyboardInterrupt:
         interrupted = "sampling" if adapted is not None else "warmup"
@@ -157,7 +183,7 @@ def sample(
         warmup=warmup.joined() if settings.save_warmup else None,
         adaptation=None if adapted is None else _adapted(settings, adapted),
         num_chains=settings.num_chains,
-        attrs={"chain_method": chain_method, "num_warmup": num_warmup, **timings}
+        attrs={"chain_method": chain_method, "metric": metric, "num_warmup": num_warmup, **timings}
         | {"interrupted": interrupted},
     )
     problems = [] if interrupted else diagnose(idata)
@@ -168,6 +194,11 @@ def sample(
 
 
 def _adapted(settings: Settings, state: SamplerState) -> dict[str, Any]:
-    """The adapted parameters of every chain, as host arrays."""
-    step_size, imm = jax.vmap(window(settings.config).parameters)(state.adaptation)
+    """The adapted parameters of every chain, as host arrays: `step_size` and
+    `inverse_mass_matrix`, or the low-rank metric's `sigma`, `U` and `lam`."""
+    step_size, imm = jax.vmap(adaptation(settings.config).parameters)(state.adaptation)
+    if isinstance(imm, tuple):  # blackjax.mcmc.metrics.LowRankInverseMassMatrix
+        return {"step_size": np.asarray(step_size)} | {
+            k: np.asarray(v) for k, v in imm._asdict().items()
+        }
     return {"step_size": np.asarray(step_size), "inverse_mass_matrix": np.asarray(imm)}

@@ -7,11 +7,18 @@ import numbers
 from typing import Any, Literal
 
 import jax
+import numpy as np
 
-__all__ = ["CHAIN_METHODS", "ChainMethod", "Config", "Settings"]
+__all__ = ["CHAIN_METHODS", "METRICS", "ChainMethod", "Config", "Metric", "Settings"]
 
 ChainMethod = Literal["vectorized", "sequential", "parallel"]
 CHAIN_METHODS: tuple[str, ...] = ("vectorized", "sequential", "parallel")
+Metric = Literal["diag", "dense", "low_rank", "fisher_diag"]
+METRICS: tuple[str, ...] = ("diag", "dense", "low_rank", "fisher_diag")
+# the low-rank metric's default rank: every direction up to this dimension (the cost
+# of a leapfrog step is O(dim * rank), a dense metric's O(dim²)), a fixed rank beyond
+FULL_RANK_UP_TO = 64
+DEFAULT_MAX_RANK = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,9 +27,30 @@ class Config:
     of their compilation key."""
 
     chain_method: str = "vectorized"
-    dense_mass: bool = False
+    metric: str = "diag"
     target_acceptance_rate: float = 0.8
     max_tree_depth: int = 10
+    max_rank: int = 0
+    buffer_size: int = 0
+
+
+def low_rank_buffer_size(num_warmup: int) -> int:
+    """How many draws (and gradients) the low-rank metric keeps: the most that nutpie's
+    partial-forget buffer holds over the warmup schedule (the largest sum of two
+    consecutive windows; `low_rank_adaptation._accumulating_buffer_capacity`),
+    computed on the host so that it is a static shape under `jit` and `vmap`."""
+    from blackjax.adaptation.low_rank_adaptation import _accumulating_buffer_capacity
+
+    return max(_accumulating_buffer_capacity(low_rank_schedule(num_warmup)), 1)
+
+
+def low_rank_schedule(num_warmup: int) -> np.ndarray:
+    """nutpie's warmup schedule (`build_growing_window_schedule`), `(num_warmup, 2)`."""
+    from blackjax.adaptation.low_rank_adaptation import build_growing_window_schedule
+
+    if num_warmup == 0:
+        return np.zeros((0, 2), np.int32)
+    return np.asarray(build_growing_window_schedule(num_warmup)).astype(np.int32)
 
 
 def _integer(name: str, value: Any, minimum: int) -> int:
@@ -61,11 +89,13 @@ class Settings:
     def checked(
         cls,
         *,
+        dim: int,
         num_chains: Any,
         num_warmup: Any,
         num_samples: Any,
         chain_method: Any,
-        dense_mass: Any,
+        metric: Any,
+        max_rank: Any,
         target_acceptance_rate: Any,
         max_tree_depth: Any,
         init_jitter: Any,
@@ -76,13 +106,17 @@ class Settings:
     ) -> Settings:
         """Validated settings.
 
-        **Raises:** `ValueError` for an unknown `chain_method`; counts that are not
+        `dim` is the number of unconstrained coordinates (it sizes the low-rank metric).
+
+        **Raises:** `ValueError` for an unknown `chain_method` or `metric`; counts that are not
         integers, or not positive (`num_warmup` may be 0); `max_tree_depth < 1`;
         `target_acceptance_rate` outside (0, 1); a negative `init_jitter`; and with
         `"parallel"`, `num_chains` not a multiple of the device count.
         """
         if chain_method not in CHAIN_METHODS:
             raise ValueError(f"chain_method must be one of {CHAIN_METHODS}; got {chain_method!r}.")
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
         counts = {
             "num_chains": _integer("num_chains", num_chains, 1),
             "num_warmup": _integer("num_warmup", num_warmup, 0),
@@ -107,11 +141,18 @@ class Settings:
         # a chunk longer than either phase only allocates padding
         longest = max(counts["num_warmup"], counts["num_samples"])
         counts["chunk_size"] = min(counts["chunk_size"], longest)
+        low_rank = metric == "low_rank"
+        rank = 0
+        if low_rank:
+            default = dim if dim <= FULL_RANK_UP_TO else DEFAULT_MAX_RANK
+            rank = min(dim, default if max_rank is None else _integer("max_rank", max_rank, 1))
         config = Config(
             chain_method=str(chain_method),
-            dense_mass=bool(dense_mass),
+            metric=str(metric),
             target_acceptance_rate=float(target_acceptance_rate),
             max_tree_depth=depth,
+            max_rank=rank,
+            buffer_size=low_rank_buffer_size(counts["num_warmup"]) if low_rank else 0,
         )
         return cls(
             config=config,

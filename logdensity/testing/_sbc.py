@@ -15,7 +15,7 @@ from scipy import stats
 
 from .._model import as_model
 from .._protocol import LogDensity
-from .._sample._adaptation import window
+from .._sample._adaptation import adaptation
 from .._sample._programs import init_chain, jittered, transition
 from .._sample._settings import Config
 
@@ -133,8 +133,8 @@ def sbc(
     config = Config(
         target_acceptance_rate=float(target_acceptance_rate), max_tree_depth=int(max_tree_depth)
     )
-    adaptation = window(config)
-    schedule = jnp.asarray(adaptation.schedule(num_warmup))
+    adapt = adaptation(config)
+    schedule = jnp.asarray(adapt.schedule(num_warmup))
     sim_key, fit_key = jax.random.split(rng_key)
     truths, datas = jax.vmap(simulate)(jax.random.split(sim_key, num_simulations))
     unknown = sorted(set(truths) - set(model.variables))
@@ -165,7 +165,7 @@ def sbc(
         (kernel_state, adaptation_state), _ = jax.lax.scan(
             warmup, state, (jnp.arange(num_warmup), schedule)
         )
-        adapted = adaptation.final(adaptation_state)
+        adapted = adapt.final(adaptation_state)
         no_stage = jnp.zeros(2, jnp.int32)
 
         def one_draw(kernel_state: Any, j: Array) -> tuple[Any, tuple[PyTree, Array]]:
