@@ -18,7 +18,7 @@ import argparse
 import os
 import time
 
-SUITES = ("overhead", "endtoend", "kernel", "scaling", "memory", "nutpie")
+SUITES = ("overhead", "endtoend", "kernel", "scaling", "memory", "nutpie", "metrics")
 
 
 def main() -> None:
@@ -32,8 +32,11 @@ def main() -> None:
         parser.error(f"unknown suites {sorted(unknown)}; choose from {SUITES}")
     args.suites = args.suites or list(SUITES)
     from ._common import MODELS
+    from .metrics import POSTERIORDB, ZOO
 
-    unknown = set(args.models or ()) - set(MODELS) - {"diamonds"}  # nutpie's suite
+    # the nutpie and metrics suites take more models: diamonds, the posteriordb names
+    known = set(MODELS) | set(ZOO) | set(POSTERIORDB) | {p.split("-")[0] for p in POSTERIORDB}
+    unknown = set(args.models or ()) - known
     if unknown:  # e.g. a suite after --models, which takes every name that follows
         parser.error(f"unknown models {sorted(unknown)}; choose from {MODELS}")
     os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")

@@ -13,6 +13,7 @@ from jaxtyping import PyTree
 __all__ = [
     "Frozen",
     "as_arrays",
+    "check_names",
     "check_structure",
     "leaf_names",
     "pytree_dataclass",
@@ -67,6 +68,15 @@ def check_structure(expected: PyTree, got: PyTree, what: str) -> None:
         f"{detail or 'the containers differ'} (expected {jax.tree.structure(expected)}, "
         f"got {jax.tree.structure(got)})."
     )
+
+
+def check_names(expected: Any, given: Any, what: str) -> None:
+    """Raise `ValueError` unless `given` names exactly the `expected` keys, naming the
+    missing and the unexpected ones (`what` says what they are)."""
+    missing = [n for n in expected if n not in given]
+    extra = [n for n in given if n not in expected]
+    if missing or extra:
+        raise ValueError(f"{what}: missing {missing}, unexpected {extra}.")
 
 
 def as_arrays(tree: PyTree, what: str) -> PyTree:

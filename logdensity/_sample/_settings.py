@@ -19,6 +19,10 @@ METRICS: tuple[str, ...] = ("diag", "dense", "low_rank", "fisher_diag")
 # of a leapfrog step is O(dim * rank), a dense metric's O(dim²)), a fixed rank beyond
 FULL_RANK_UP_TO = 64
 DEFAULT_MAX_RANK = 16
+# nutpie recomputes the low-rank metric at every warmup draw; each recompute costs
+# O(buffer² · dim) (SVDs of the buffered draws and gradients), seconds per chain at
+# dim 10,000: beyond this dimension only each window's end recomputes it
+RECOMPUTE_EVERY_DRAW_UP_TO = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Config:
     max_tree_depth: int = 10
     max_rank: int = 0
     buffer_size: int = 0
+    recompute_every: int = 1
 
 
 def low_rank_buffer_size(num_warmup: int) -> int:
@@ -143,6 +148,7 @@ class Settings:
         counts["chunk_size"] = min(counts["chunk_size"], longest)
         low_rank = metric == "low_rank"
         rank = 0
+        buffer = low_rank_buffer_size(counts["num_warmup"]) if low_rank else 0
         if low_rank:
             default = dim if dim <= FULL_RANK_UP_TO else DEFAULT_MAX_RANK
             rank = min(dim, default if max_rank is None else _integer("max_rank", max_rank, 1))
@@ -152,7 +158,8 @@ class Settings:
             target_acceptance_rate=float(target_acceptance_rate),
             max_tree_depth=depth,
             max_rank=rank,
-            buffer_size=low_rank_buffer_size(counts["num_warmup"]) if low_rank else 0,
+            buffer_size=buffer,
+            recompute_every=1 if dim <= RECOMPUTE_EVERY_DRAW_UP_TO else max(buffer, 1),
         )
         return cls(
             config=config,

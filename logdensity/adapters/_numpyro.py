@@ -12,7 +12,7 @@ import numpy as np
 from jaxtyping import Array, Scalar
 
 from .._model import Model
-from .._tree import check_structure, leaf_names
+from .._tree import check_names, check_structure, leaf_names
 from ._helpers import Frozen, default_float, require, require_values, static_key
 
 __all__ = ["add_numpyro_predictive", "from_numpyro"]
@@ -135,14 +135,13 @@ class _ArgumentData(_Bound):
                 f"replace_data takes {{argument name: value}} for {list(self.names)} "
                 f"(as model.data gives them); got {type(data).__name__}."
             )
-        missing = [n for n in self.names if n not in data]
-        extra = [n for n in data if n not in self.names]
-        if missing or extra:
-            raise ValueError(
-                f"replace_data needs the data arguments {list(self.names)} of "
-                f"{self.model.__name__}: missing {missing}, unexpected {extra} (other "
-                "arguments are static: build the model again to change them)."
-            )
+        check_names(
+            self.names,
+            data,
+            f"replace_data needs the data arguments {list(self.names)} of "
+            f"{self.model.__name__} (the others are static: build the model again to "
+            "change them)",
+        )
         arguments = self.arguments(current)
         for name in self.names:
             check_structure(arguments[name], data[name], f"data[{name!r}]")

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Scalar
 
 from .._model import Model, _IdentityUnconstrain
-from .._tree import leaf_names
+from .._tree import check_names, leaf_names
 from ._helpers import Frozen, default_float, require
 
 __all__ = ["from_pytensor"]
@@ -161,13 +161,7 @@ class _VariableData(Frozen):
                 f"{list(self.names)}; got {type(data).__name__}."
             )
         given = {k if isinstance(k, str) else getattr(k, "name", k): v for k, v in data.items()}
-        missing = [n for n in self.names if n not in given]
-        extra = [n for n in given if n not in self.names]
-        if missing or extra:
-            raise ValueError(
-                f"replace_data needs the data inputs {list(self.names)}: missing {missing}, "
-                f"unexpected {extra}."
-            )
+        check_names(self.names, given, f"replace_data needs the data inputs {list(self.names)}")
         out = {}
         for name in self.names:
             try:
