@@ -67,6 +67,13 @@ def initial_step_size(
     return find_reasonable_step_size(rng_key, kernel_generator, kernel_state, one)
 
 
+def stan_schedule(num_warmup: int) -> np.ndarray:
+    """Stan's warmup windows (`window_adaptation.build_schedule`), `(num_warmup, 2)`."""
+    if num_warmup == 0:
+        return np.zeros((0, 2), np.int32)
+    return np.asarray(_window_adaptation.build_schedule(num_warmup)).astype(np.int32)
+
+
 def window(config: Config) -> Adaptation:
     """Stan's window adaptation (Stan Reference Manual §15.2): dual averaging of the
     step size towards `config.target_acceptance_rate` in every window, a diagonal (or,
@@ -105,12 +112,7 @@ def window(config: Config) -> Adaptation:
             inverse_mass_matrix=jnp.asarray(imm, state.inverse_mass_matrix.dtype),
         )
 
-    def schedule(num_warmup: int) -> np.ndarray:
-        if num_warmup == 0:
-            return np.zeros((0, 2), np.int32)
-        return np.asarray(_window_adaptation.build_schedule(num_warmup)).astype(np.int32)
-
-    return Adaptation(init, update, parameters, final, schedule)
+    return Adaptation(init, update, parameters, final, stan_schedule)
 
 
 def staged(config: Config) -> Adaptation:
@@ -184,14 +186,9 @@ def staged(config: Config) -> Adaptation:
             inverse_mass_matrix=like,
         )
 
-    def schedule(num_warmup: int) -> np.ndarray:
-        if low_rank:
-            return low_rank_schedule(num_warmup)
-        if num_warmup == 0:
-            return np.zeros((0, 2), np.int32)
-        return np.asarray(_window_adaptation.build_schedule(num_warmup)).astype(np.int32)
-
-    return Adaptation(init, update, parameters, final, schedule)
+    return Adaptation(
+        init, update, parameters, final, low_rank_schedule if low_rank else stan_schedule
+    )
 
 
 def adaptation(config: Config) -> Adaptation:
