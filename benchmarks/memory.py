@@ -16,6 +16,17 @@ process's memory, so draws held on device count.
 - `blackjax`: the hand-rolled BlackJAX loop (`benchmarks.endtoend.blackjax_loop`, all
   draws on device, constrained at the end), then `az.from_dict` and the same ArviZ
   diagnostics as `logdensity.sample`.
+
+Streaming (`sample(..., checkpoint=path)`, the long-runs issue), 4 x 2000 draws, each
+variant one cold call in a fresh process (a second call needs a second store; the
+peak is the process's, compilation included):
+
+- `streamed`: the draws go to a zarr store chunk by chunk, the returned InferenceData
+  reads them lazily, the end-of-run diagnostics read them block by block;
+- `streamed, one chunk`: the same with `num_samples = chunk_size`: what one chunk, the
+  model and the compiled program take, the floor that `streamed` is measured against
+  (target: peak <= 1.5x this one's);
+- `in memory`: `logdensity.sample` without a checkpoint, for contrast.
 """
 
 from __future__ import annotations
@@ -27,12 +38,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 VARIANTS = ("chunked", "one chunk", "blackjax")
+STREAMED = ("streamed", "streamed, one chunk", "in memory")
 
 
 def _status(field: str) -> int:
@@ -82,28 +95,32 @@ def _child(
             )
             diagnose(idata)
             return idata
-        size = chunk_size if variant == "chunked" else draws
+        size = draws if variant == "one chunk" else chunk_size
+        stored = variant.startswith("streamed")
         return ld.sample(
             m,
             key,
             num_chains=chains,
             num_warmup=warmup,
-            num_samples=draws,
+            num_samples=chunk_size if variant == "streamed, one chunk" else draws,
             chunk_size=size,
             progress_bar=False,
+            checkpoint=Path(tempfile.mkdtemp()) / "run.zarr" if stored else None,
         )
 
     out: dict[str, Any] = {"variant": variant}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for phase, key in (("cold", 0), ("warm", 1)):
+        phases = (("cold", 0),) if variant in STREAMED else (("cold", 0), ("warm", 1))
+        for phase, key in phases:
             _reset_peak()
             before = _status("VmRSS")
             start = time.perf_counter()
             idata = sample(jax.random.key(key))
             seconds = time.perf_counter() - start
             peak = _status("VmHWM")
-            draws_bytes = sum(v.values.nbytes for v in idata.posterior.data_vars.values())
+            # from the shapes: a streamed posterior is read from disk when used
+            draws_bytes = sum(v.size * v.dtype.itemsize for v in idata.posterior.data_vars.values())
             out[phase] = {
                 "rss_before_bytes": before,
                 "peak_bytes": peak,
@@ -154,6 +171,62 @@ def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
     }
 
 
+def run_streamed(quick: bool) -> dict[str, Any]:
+    """The streaming variants (`STREAMED`), 4 x 2000 draws (quick: 1,000 groups)."""
+    chains, warmup, draws, groups = (4, 50, 400, 1_000) if quick else (4, 100, 2000, 10_000)
+    rows = []
+    for variant in STREAMED:
+        cmd = [sys.executable, "-m", "benchmarks.memory", "--child", variant]
+        cmd += ["--chains", str(chains), "--warmup", str(warmup), "--draws", str(draws)]
+        cmd += ["--groups", str(groups)]
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ | {"XLA_FLAGS": ""},
+            cwd=Path(__file__).parent.parent,
+        )
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(f"  {variant}: peak {rows[-1]['cold']['peak_bytes'] / 2**20:.0f} MiB", flush=True)
+    floor = rows[1]["cold"]["peak_bytes"]
+    for row in rows:
+        row["peak_over_one_chunk"] = row["cold"]["peak_bytes"] / floor
+    return {
+        "mode": "quick" if quick else "full",
+        "settings": {
+            "model": "hierarchical",
+            "num_parameters": groups + 3,
+            "num_chains": chains,
+            "num_warmup": warmup,
+            "num_samples": draws,
+            "chunk_size": 100,
+        },
+        "rows": rows,
+    }
+
+
+def markdown_streamed(result: dict[str, Any]) -> str:
+    s = result["settings"]
+    mb = 2**20
+    lines = [
+        f"Streaming to a checkpoint ({result['mode']} mode; hierarchical model, "
+        f"{s['num_parameters']:,} parameters, {s['num_chains']} chains x ({s['num_warmup']} "
+        f"warmup + {s['num_samples']} draws), chunks of {s['chunk_size']}; one fresh process "
+        "and one cold call per variant; peak = the process's peak resident memory, MiB).",
+        "",
+        "| variant | draws made (MiB) | peak | peak / `streamed, one chunk` | s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        c = r["cold"]
+        lines.append(
+            f"| {r['variant']} | {c['draws_bytes'] / mb:.0f} | {c['peak_bytes'] / mb:.0f} "
+            f"| {r['peak_over_one_chunk']:.2f}x | {c['seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
     mb = 2**20
@@ -179,11 +252,19 @@ def markdown(result: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--child", choices=VARIANTS, required=True)
+    parser.add_argument("--child", choices=VARIANTS + STREAMED)
+    parser.add_argument("--streamed", action="store_true", help="run the streaming variants")
+    parser.add_argument("--quick", action="store_true")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--groups", type=int, default=10_000)
     parser.add_argument("--chunk-size", type=int, default=100)
     a = parser.parse_args()
-    print(json.dumps(_child(a.child, a.chains, a.warmup, a.draws, a.groups, a.chunk_size)))
+    if a.streamed:
+        from ._common import write
+
+        result = run_streamed(a.quick)
+        write("memory_streamed" + ("_quick" if a.quick else ""), result, markdown_streamed(result))
+    else:
+        print(json.dumps(_child(a.child, a.chains, a.warmup, a.draws, a.groups, a.chunk_size)))

@@ -17,6 +17,7 @@ from ._protocol import LogDensity as LogDensity, VariableInfo as VariableInfo
 from ._sample import (
     SamplerState as SamplerState,
     SamplingWarning as SamplingWarning,
+    resume as resume,
     sample as sample,
 )
 from ._tree import leaf_names as leaf_names
@@ -48,5 +49,6 @@ __all__ = [
     "from_pymc",
     "from_pytensor",
     "leaf_names",
+    "resume",
     "sample",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import arviz as az
@@ -16,7 +16,7 @@ from arviz_stats.base import array_stats
 from ._protocol import LogDensity
 from ._tree import leaf_names
 
-__all__ = ["diagnose", "to_inference_data"]
+__all__ = ["adaptation_group", "diagnose", "flat_labels", "to_inference_data"]
 
 _VERSIONED = ("logdensity", "jax", "blackjax", "arviz")
 
@@ -35,7 +35,7 @@ def _empty_draws(model: LogDensity, num_chains: int) -> dict[str, np.ndarray]:
     return {v.name: np.zeros((num_chains, 0, *v.shape)) for v in model.variables.values()}
 
 
-def _flat_labels(model: LogDensity) -> list[str]:
+def flat_labels(model: LogDensity) -> list[str]:
     """`name[i,j]` labels for the coordinates of the flattened unconstrained position."""
     labels = []
     for name, leaf in zip(
@@ -59,8 +59,12 @@ def to_inference_data(
     adaptation: Mapping[str, np.ndarray] | None,
     num_chains: int,
     attrs: Mapping[str, Any],
+    first_draw: int = 0,
+    extra: Mapping[str, xr.Dataset] | None = None,
 ) -> az.InferenceData:
-    """Named, dimensioned `InferenceData` from `(draws, stats)` dicts of host arrays."""
+    """Named, dimensioned `InferenceData` from `(draws, stats)` dicts of host arrays,
+    the posterior's draws numbered from `first_draw` (a continued run's), with the
+    `extra` groups (the continuation state) added."""
     variables = model.variables
     dims = {name: list(v.dims) for name, v in variables.items() if v.dims is not None}
     used = {d for ds in dims.values() for d in ds}
@@ -87,18 +91,25 @@ def to_inference_data(
                 **attrs,
             },
         )
+    if first_draw:
+        for group in ("posterior", "sample_stats"):
+            if group in idata.groups():
+                ds = idata[group]
+                idata[group] = ds.assign_coords(draw=first_draw + np.arange(ds.sizes["draw"]))
     if adaptation is not None:
-        idata.add_groups(adaptation=_adaptation_group(model, adaptation, num_chains))
+        idata.add_groups(adaptation=adaptation_group(model, adaptation, num_chains))
+    if extra:
+        idata.add_groups(dict(extra))
     return idata
 
 
-def _adaptation_group(
+def adaptation_group(
     model: LogDensity, adaptation: Mapping[str, np.ndarray], num_chains: int
 ) -> xr.Dataset:
     """The adapted parameters over the flattened position's coordinates (labelled
     `name[i,j]`): `step_size`, and `inverse_mass_matrix` (diagonal or dense) or the
     low-rank factors `sigma`, `U`, `lam`."""
-    labels = _flat_labels(model)
+    labels = flat_labels(model)
     dims = {
         "step_size": ["chain"],
         "inverse_mass_matrix": ["chain", "unconstrained", "unconstrained_col"],
@@ -131,11 +142,10 @@ def diagnose(idata: az.InferenceData) -> list[str]:
     summary: dict[str, float] = {"num_divergences": n_div}
     if n_div:
         problems.append(f"{n_div} divergent transitions after warmup")
-    # max > min, not std > 0: a reduction, where std would allocate the draws again
-    varying = [v.values for v in post.data_vars.values() if float(v.max()) > float(v.min())]
-    if varying:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            summary |= _rhat_ess(varying)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        found = _rhat_ess(list(post.data_vars.values()))
+    summary |= found
+    if found:
         if summary.get("max_rhat", 0.0) > 1.01:
             problems.append(f"max R-hat {summary['max_rhat']:.3f} > 1.01")
         for key, label in (("min_ess_bulk", "bulk"), ("min_ess_tail", "tail")):
@@ -145,12 +155,29 @@ def diagnose(idata: az.InferenceData) -> list[str]:
     return problems
 
 
-def _rhat_ess(values: list[np.ndarray]) -> dict[str, float]:
+def _blocks(v: xr.DataArray) -> Iterator[np.ndarray]:
+    """`v` `(chain, draw, ...)` as host blocks `(chain, draw, k)` of at most `_BLOCK`
+    values, sliced along its first non-sample axis: a variable backed lazily by a
+    checkpoint is read one block at a time, never whole."""
+    if v.ndim == 2:
+        yield np.asarray(v.values).reshape(*v.shape, 1)
+        return
+    per_row = int(np.prod(v.shape)) // v.shape[2]
+    step = max(1, _BLOCK // max(per_row, 1))
+    for start in range(0, v.shape[2], step):
+        block = np.asarray(v[:, :, start : start + step].values)
+        yield block.reshape(*block.shape[:2], -1)
+
+
+def _rhat_ess(values: list[xr.DataArray]) -> dict[str, float]:
     """Max rank R-hat, min bulk and tail ESS over every scalar of `(chain, draw, ...)`
-    arrays, by `arviz_stats.base.array_stats` (ArviZ's array functions: the same
-    numbers as `arviz.rhat`/`arviz.ess`, vectorised over the scalars, about five times
-    faster on a 10,000-parameter model). Scalars go in blocks of at most
-    `_BLOCK` values, so the rank-normalised copies stay small next to the draws."""
+    variables that varies (constant deterministics are skipped), by
+    `arviz_stats.base.array_stats` (ArviZ's array functions: the same numbers as
+    `arviz.rhat`/`arviz.ess`, vectorised over the scalars, about five times faster on
+    a 10,000-parameter model). Scalars go in blocks of at most `_BLOCK` values, so the
+    rank-normalised copies stay small next to the draws. Empty if none varies."""
+    if not values:
+        return {}
     checks: list[tuple[str, str, dict[str, Any], Any]] = []
     if values[0].shape[0] > 1:
         checks.append(("max_rhat", "rhat", {}, np.nanmax))
@@ -160,15 +187,18 @@ def _rhat_ess(values: list[np.ndarray]) -> dict[str, float]:
     ]
     found: dict[str, list[np.ndarray]] = {key: [] for key, *_ in checks}
     for v in values:
-        flat = v.reshape(*v.shape[:2], -1)
-        step = max(1, _BLOCK // (flat.shape[0] * flat.shape[1]))
-        for start in range(0, flat.shape[2], step):
-            block = flat[:, :, start : start + step]
+        for block in _blocks(v):
+            # max > min, not std > 0: a reduction, where std would allocate again
+            block = block[:, :, block.max(axis=(0, 1)) > block.min(axis=(0, 1))]
+            if block.shape[2] == 0:
+                continue
             for key, name, kwargs, _ in checks:
                 fn = getattr(array_stats, name)
                 found[key].append(fn(block, chain_axis=0, draw_axis=1, **kwargs))
-    out = {}
+    out: dict[str, float] = {}
     for key, _, _, reduce in checks:
+        if not found[key]:
+            return {}
         all_ = np.concatenate(found[key])
         out[key] = float(reduce(all_)) if np.isfinite(all_).any() else float("nan")
     return out

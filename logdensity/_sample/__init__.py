@@ -3,7 +3,7 @@
 (`_chains`), the sampler state (`_state`), the compiled programs (`_programs`), the
 starts (`_starts`), the host side (`_host`), and `sample` composing them (`_sample`)."""
 
-from ._sample import SamplingWarning as SamplingWarning, sample as sample
+from ._sample import SamplingWarning as SamplingWarning, resume as resume, sample as sample
 from ._state import SamplerState as SamplerState
 
-__all__ = ["SamplerState", "SamplingWarning", "sample"]
+__all__ = ["SamplerState", "SamplingWarning", "resume", "sample"]

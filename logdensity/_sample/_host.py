@@ -16,7 +16,7 @@ from ._programs import chunk
 from ._settings import Settings
 from ._state import SamplerState
 
-__all__ = ["Draws", "Progress", "run_phase"]
+__all__ = ["Draws", "Progress", "StoredDraws", "run_phase"]
 
 
 def chunk_schedule(total: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -35,13 +35,15 @@ class Draws:
     peak memory stays near the size of what is returned. With `keep_draws=False` only
     the sample stats are kept (warmup without `save_warmup`)."""
 
-    def __init__(self, total: int, *, keep_draws: bool = True) -> None:
+    def __init__(self, total: int, *, keep_draws: bool = True, state: Any = None) -> None:
         self.total, self.keep_draws = total, keep_draws
         self.stats: dict[str, np.ndarray] = {}
         self.draws: dict[str, np.ndarray] = {}
         self.num_draws = 0
+        self.state = state  # the state after the last completed step
 
-    def add(self, stats: Stats, draws: dict[str, np.ndarray], n: int) -> None:
+    def add(self, stats: Stats, draws: dict[str, np.ndarray], n: int, state: Any) -> None:
+        """Keep chunk's first `n` steps, and `state`, the state after them."""
         new = {"stats": stats._asdict(), "draws": draws if self.keep_draws else {}}
         for group, arrays in new.items():
             store = getattr(self, group)
@@ -50,6 +52,7 @@ class Draws:
                     store[name] = np.empty((a.shape[0], self.total, *a.shape[2:]), a.dtype)
                 store[name][:, self.num_draws : self.num_draws + n] = a[:, :n]
         self.num_draws += n
+        self.state = state
 
     def joined(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(draws, stats), trimmed to the steps completed."""
@@ -60,6 +63,46 @@ class Draws:
         )
 
 
+class StoredDraws(Draws):
+    """A phase streamed to a checkpoint `Store` instead of host memory: each chunk's
+    draws and stats are appended to the store's groups (named and dimensioned as in
+    the returned `InferenceData`), then the state after it is committed. Host memory
+    holds one chunk."""
+
+    def __init__(
+        self,
+        store: Any,
+        groups: tuple[str, str] | None,
+        total: int,
+        *,
+        done: int,
+        first_draw: int,
+        phase: str,
+        counts: dict[str, int],
+        chunk_groups: Any,
+        timings: dict[str, float],
+        state: Any,
+    ) -> None:
+        super().__init__(total, keep_draws=groups is not None, state=state)
+        self.store, self.groups, self.phase = store, groups, phase
+        self.num_draws, self.first_draw = done, first_draw
+        self.counts, self.chunk_groups, self.timings = counts, chunk_groups, timings
+
+    def add(self, stats: Stats, draws: dict[str, np.ndarray], n: int, state: Any) -> None:
+        if self.groups is not None:
+            cut = {k: v[:, :n] for k, v in draws.items()}
+            stats_cut = {k: np.asarray(v)[:, :n] for k, v in stats._asdict().items()}
+            for group, ds in zip(self.groups, self.chunk_groups(cut, stats_cut), strict=True):
+                self.store.append(group, ds, self.first_draw + self.num_draws)
+                self.counts[group] = self.num_draws + n
+        self.store.save(state, self.phase, self.num_draws + n, self.counts, self.timings)
+        self.num_draws += n
+        self.state = state
+
+    def joined(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        raise TypeError("a stored phase's draws are in its store")
+
+
 class Progress:
     """One tqdm bar over warmup then sampling: phase, draws, divergences, step size.
 
@@ -67,7 +110,15 @@ class Progress:
     where an `io_callback` progress bar does not (BlackJAX #927).
     """
 
-    def __init__(self, num_warmup: int, num_samples: int, num_chains: int, *, enabled: bool):
+    def __init__(
+        self,
+        num_warmup: int,
+        num_samples: int,
+        num_chains: int,
+        *,
+        enabled: bool,
+        initial: int = 0,
+    ):
         self.divergences = {"warmup": 0, "sampling": 0}
         self.bar: Any = None
         if enabled:
@@ -75,7 +126,8 @@ class Progress:
 
             self.bar = tqdm(
                 total=num_warmup + num_samples,
-                desc="warmup" if num_warmup else "sampling",
+                initial=initial,
+                desc="warmup" if num_warmup > initial else "sampling",
                 unit="step",
                 dynamic_ncols=True,
                 postfix=f"{num_chains} chains",
@@ -107,12 +159,14 @@ def run_phase(
     phase: str,
     draws: Draws,
     progress: Progress,
+    done: int = 0,
 ) -> SamplerState:
-    """Run `draws.total` steps of every chain from `state`, in compiled chunks of
-    `settings.chunk_size`: adapting in `"warmup"` (Stan's schedule, by each step's
-    index in the warmup), at the adapted parameters in `"sampling"`. After each chunk
-    the draws and sample stats go to `draws` on the host and `progress` moves; a
-    `KeyboardInterrupt` between chunks leaves `draws` holding every completed chunk.
+    """Run steps `done` to `draws.total` of every chain from `state` (`done`, a chunk
+    boundary, when a stored run resumes), in compiled chunks of `settings.chunk_size`:
+    adapting in `"warmup"` (the adaptation's schedule, by each step's index in the
+    warmup), at the adapted parameters in `"sampling"`. After each chunk the draws,
+    sample stats and state go to `draws` and `progress` moves; a `KeyboardInterrupt`
+    between chunks leaves `draws` holding every completed chunk and the state after it.
 
     **Returns:** the state after the last step.
     """
@@ -120,6 +174,8 @@ def run_phase(
     adapting = phase == "warmup"
     schedule = adaptation(config).schedule(draws.total) if adapting else None
     for steps, active in chunk_schedule(draws.total, size):
+        if steps[0] < done:
+            continue
         if schedule is not None:
             stages = schedule[np.minimum(steps, draws.total - 1)]
         else:
@@ -129,6 +185,6 @@ def run_phase(
         )
         n = int(active.sum())
         stats, values = jax.device_get((stats, values if draws.keep_draws else {}))
-        draws.add(stats, values, n)
+        draws.add(stats, values, n, state)
         progress.update(phase, n, stats)
     return state

@@ -14,12 +14,12 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._protocol import LogDensity
 from ._adaptation import adaptation
-from ._chains import map_chains
+from ._chains import map_chains, stack_chains
 from ._kernel import Stats, nuts, zero_stats
 from ._settings import Config
 from ._state import SamplerState
 
-__all__ = ["chunk", "init_chain", "jittered", "start", "transition"]
+__all__ = ["chunk", "init_chain", "jittered", "start", "state_shapes", "transition"]
 
 
 class _Compiled:
@@ -56,6 +56,17 @@ def init_chain(
     """One chain's kernel and adaptation states at `position`."""
     kernel_state = nuts(config).init(position, model)
     return kernel_state, adaptation(config).init(rng_key, kernel_state, model)
+
+
+def state_shapes(model: LogDensity, config: Config, num_chains: int, keys: Any) -> SamplerState:
+    """The structure of every chain's state (`jax.ShapeDtypeStruct` leaves, `keys` as
+    given), traced but not compiled: the template a stored state is rebuilt into."""
+    positions = stack_chains(model.initial_position, num_chains)
+    init_keys = jax.random.split(jax.random.key(0), num_chains)
+    kernel, adapted = jax.eval_shape(
+        jax.vmap(lambda k, p: init_chain(model, config, k, p)), init_keys, positions
+    )
+    return SamplerState(kernel, adapted, keys, jax.ShapeDtypeStruct((num_chains,), jnp.int32))
 
 
 def transition(

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import arviz as az
 import jax
 import numpy as np
+import xarray as xr
 from jax.flatten_util import ravel_pytree
 from jaxtyping import PRNGKeyArray, PyTree
 
-from .._inference_data import diagnose, to_inference_data
+from .._inference_data import adaptation_group, diagnose, flat_labels, to_inference_data
 from .._model import as_model
 from .._protocol import LogDensity
 from ._adaptation import adaptation
-from ._host import Draws, Progress, run_phase
+from ._host import Draws, Progress, StoredDraws, run_phase
+from ._programs import state_shapes
 from ._settings import ChainMethod, Metric, Settings
 from ._starts import start_chains
-from ._state import SamplerState
+from ._state import SamplerState, continued, sampler_state_group
 
-__all__ = ["SamplingWarning", "sample"]
+if TYPE_CHECKING:
+    from ._store import Store
+
+__all__ = ["SamplingWarning", "resume", "sample"]
 
 
 class SamplingWarning(UserWarning):
@@ -31,15 +38,15 @@ class SamplingWarning(UserWarning):
 
 def sample(
     logdensity: LogDensity,
-    rng_key: PRNGKeyArray,
+    rng_key: PRNGKeyArray | None,
     *,
     num_chains: int = 4,
-    num_warmup: int = 1000,
+    num_warmup: int | None = None,
     num_samples: int = 1000,
     chain_method: ChainMethod = "vectorized",
     initial_positions: PyTree | None = None,
     progress_bar: bool = True,
-    metric: Metric = "diag",
+    metric: Metric | None = None,
     max_rank: int | None = None,
     dense_mass: bool | None = None,
     target_acceptance_rate: float = 0.8,
@@ -48,6 +55,8 @@ def sample(
     max_init_tries: int = 20,
     chunk_size: int = 100,
     save_warmup: bool = False,
+    initial_state: az.InferenceData | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> az.InferenceData:
     """Sample a `LogDensity` with NUTS after Stan's window adaptation, chain by chain.
 
@@ -65,9 +74,12 @@ def sample(
     **Arguments:**
 
     - `logdensity`: any `LogDensity` (e.g. from `logdensity.from_jax`).
-    - `rng_key`: a JAX PRNG key (`jax.random.key(0)` or `jax.random.PRNGKey(0)`).
-    - `num_chains`, `num_warmup`, `num_samples`: chains, warmup steps per chain, draws
-      kept per chain.
+    - `rng_key`: a JAX PRNG key (`jax.random.key(0)` or `jax.random.PRNGKey(0)`). With
+      `initial_state`, `None` continues each chain's own stream, so that a run of `n`
+      draws continued by `m` draws makes the draws of one run of `n + m`; a key gives
+      the chains fresh streams, `split(rng_key)[c]`.
+    - `num_chains`, `num_warmup`, `num_samples`: chains, warmup steps per chain
+      (default 1000; 0, the only value allowed, when continuing), draws kept per chain.
     - `chain_method`: `"vectorized"` (`jax.vmap`: one program, chains in lockstep,
       each step waits for the longest trajectory), `"sequential"` (`lax.map`: one
       program, one chain after the other; no lockstep), or `"parallel"` (chains sharded
@@ -84,7 +96,8 @@ def sample(
       low-rank-modified Fisher metric (Seyboldt et al. 2026: a diagonal σ and the
       eigenvectors of `cov(x) # cov(∇ log p)⁻¹` whose eigenvalues lie outside [1/2, 2],
       on nutpie's growing windows, from the first gradient); `"fisher_diag"`, the
-      Fisher diagonal `var(x) / var(∇ log p)` (nutpie's default diagonal).
+      Fisher diagonal `var(x) / var(∇ log p)` (nutpie's default diagonal). Default
+      `"diag"`; when continuing, the earlier run's (another value is refused).
     - `max_rank`: for `"low_rank"`, the most eigenvectors kept (each leapfrog step
       costs O(dim · max_rank)); default every direction up to dim 64, 16 beyond.
     - `dense_mass`: deprecated; `dense_mass=True` is `metric="dense"`.
@@ -94,6 +107,17 @@ def sample(
       chain); at most the longer phase's length.
     - `save_warmup`: also return the warmup draws (`warmup_posterior`,
       `warmup_sample_stats`).
+    - `initial_state`: an `InferenceData` returned by `sample` (or read back with
+      `arviz.from_netcdf`/`from_zarr`): continue its chains from their last state with
+      its adapted step sizes and metric, without warmup. The new draws come back on
+      their own, numbered on from the earlier ones (`draw` continues), ready to join
+      with `arviz.concat(idata, more, dim="draw")`. With the same `chain_method`,
+      `max_tree_depth` and chunk length, the compiled chunk is reused.
+    - `checkpoint`: a directory (it must not exist) to stream the run to: a zarr store
+      in ArviZ's layout holding each chunk's draws and sample stats and the sampler
+      state after it. The draws are not held in memory (one chunk at a time) and the
+      returned `InferenceData` reads them from the store lazily. After a crash, a
+      kill or Ctrl-C, `logdensity.resume(checkpoint, model)` finishes the run.
 
     **Returns:** an `arviz.InferenceData` with
     - `posterior`: every value of `logdensity.constrain` (latents in their constrained
@@ -107,6 +131,10 @@ def sample(
       `"fisher_diag"`) or `(chain, dim, dim)` (`"dense"`); for `"low_rank"` its
       factors `sigma` `(chain, dim)`, `U` `(chain, dim, rank)` and `lam`
       `(chain, rank)` (`M⁻¹ = diag(σ)(I + U(diag(λ) - I)Uᵀ)diag(σ)`);
+    - `sampler_state`: what continues the run (`initial_state=`): each chain's last
+      unconstrained `position` and `logdensity_grad` `(chain, unconstrained)`,
+      `logdensity`, its `step` count and `rng_key` data; absent if warmup was
+      interrupted;
     - attrs: backend, library versions, `warmup_time` and `sampling_time` (seconds, wall
       clock, compilation included), `interrupted`.
 
@@ -116,12 +144,15 @@ def sample(
 
     **Raises:**
 
-    - `ValueError` for an unknown `chain_method`; counts that are not integers or not
-      positive (`num_warmup` may be 0); `max_tree_depth < 1`; `target_acceptance_rate`
-      outside (0, 1); a negative `init_jitter`; `num_chains` not divisible by the
-      device count with `"parallel"`; `initial_positions` of the wrong structure or
-      shape (naming the leaf); or a start whose log density or gradient is not finite
-      (naming the chain and the leaves). All before the first step.
+    - `ValueError` for an unknown `chain_method`; an `initial_state` that cannot be
+      continued (no `sampler_state`, another `metric`, `num_warmup > 0`); counts
+      that are not integers or not positive (`num_warmup` may be 0);
+      `max_tree_depth < 1`; `target_acceptance_rate` outside (0, 1); a negative
+      `init_jitter`; `num_chains` not divisible by the device count with
+      `"parallel"`; `initial_positions` of the wrong structure or shape (naming the
+      leaf); or a start whose log density or gradient is not finite (naming the chain
+      and the leaves). All before the first step.
+    - `FileExistsError` if `checkpoint` exists.
     - `TypeError` if `logdensity` does not satisfy the `LogDensity` protocol.
     """
     model = as_model(logdensity)
@@ -131,16 +162,14 @@ def sample(
             DeprecationWarning,
             stacklevel=2,
         )
-        if dense_mass and metric not in ("diag", "dense"):
+        if dense_mass and metric not in (None, "diag", "dense"):
             raise ValueError(f"dense_mass=True contradicts metric={metric!r}; give metric only.")
         metric = "dense" if dense_mass else metric
-    settings = Settings.checked(
-        dim=int(ravel_pytree(model.initial_position)[0].size),
-        num_chains=num_chains,
-        num_warmup=num_warmup,
+    dim = int(ravel_pytree(model.initial_position)[0].size)
+    checked: dict[str, Any] = dict(
+        dim=dim,
         num_samples=num_samples,
         chain_method=chain_method,
-        metric=metric,
         max_rank=max_rank,
         target_acceptance_rate=target_acceptance_rate,
         max_tree_depth=max_tree_depth,
@@ -150,47 +179,289 @@ def sample(
         progress_bar=progress_bar,
         save_warmup=save_warmup,
     )
-    state = start_chains(model, settings, rng_key, initial_positions)
-    warmup = Draws(settings.num_warmup, keep_draws=settings.save_warmup)
-    sampling = Draws(settings.num_samples)
-    progress = Progress(
-        settings.num_warmup, settings.num_samples, settings.num_chains, enabled=progress_bar
+    if initial_state is None:
+        if rng_key is None:
+            raise ValueError("rng_key is needed to start a run (None only with initial_state).")
+        settings = Settings.checked(
+            num_chains=num_chains,
+            num_warmup=1000 if num_warmup is None else num_warmup,
+            metric="diag" if metric is None else metric,
+            **checked,
+        )
+        state = start_chains(model, settings, rng_key, initial_positions)
+        first_draw, earlier = 0, None
+    else:
+        settings, state, first_draw = _continuation(
+            model, rng_key, initial_state, num_warmup, metric, initial_positions, checked
+        )
+        earlier = initial_state
+    run = {
+        "chain_method": settings.config.chain_method,
+        "metric": settings.config.metric,
+        "num_warmup": settings.num_warmup,
+        "first_draw": first_draw,
+    }
+    # a continued run is past its warmup: it starts sampling at its adapted parameters
+    phase = "warmup" if initial_state is None else "sampling"
+    if checkpoint is None:
+        return _run(model, settings, state, run, store=None, resumed=(phase, 0), earlier=earlier)
+    from ._store import Store  # zarr is imported when a run is stored, not before
+
+    store = Store.create(checkpoint, model, settings, run)
+    if initial_state is not None:
+        store.put("adaptation", initial_state["adaptation"])
+    store.save(state, phase, 0, {}, {})
+    return _run(model, settings, state, run, store=store, resumed=(phase, 0))
+
+
+def resume(
+    path: str | os.PathLike, logdensity: LogDensity, *, progress_bar: bool = True
+) -> az.InferenceData:
+    """Continue a checkpointed run (`sample(..., checkpoint=path)`) at its last
+    completed chunk, after a crash, `kill -9`, pre-emption or Ctrl-C, and return the
+    whole run.
+
+    The draws are those the uninterrupted run makes with the same `rng_key` (each
+    chain steps with `fold_in(its key, step index)`, and the state is restored exactly);
+    the settings are the stored ones. Draws past the last commit (a chunk torn by the
+    kill) are cut off and drawn again. A finished run is returned as it is.
+
+    **Arguments:**
+
+    - `path`: the checkpoint directory given to `sample`.
+    - `logdensity`: the model the run was sampling, rebuilt in this process (with the
+      same structure: position leaves, their shapes and dtypes, variables).
+    - `progress_bar`: show the progress bar for the remaining steps.
+
+    **Returns:** the whole run's `arviz.InferenceData`, as `sample` returns it, backed
+    lazily by the store (values are read from disk when used).
+
+    **Raises:** `FileNotFoundError` if `path` holds no checkpoint; `ValueError` if the
+    model's structure differs from the store's, listing the differences.
+    """
+    from ._store import Store
+
+    model = as_model(logdensity)
+    store = Store.open(path)
+    store.check(model)
+    settings = store.settings(progress_bar=progress_bar)
+    commit, run = store.commit, store.run
+    if commit["phase"] == "done":
+        idata = store.inference_data(_attrs(run, commit["timings"], ""))
+        _warn_on_diagnostics(idata)
+        return idata
+    template = state_shapes(model, settings.config, settings.num_chains, None)
+    state = store.load_state(template)
+    store.truncate()
+    return _run(
+        model, settings, state, run, store=store, resumed=(commit["phase"], commit["steps"])
     )
+
+
+def _continuation(
+    model: LogDensity,
+    rng_key: PRNGKeyArray | None,
+    initial_state: az.InferenceData,
+    num_warmup: int | None,
+    metric: str | None,
+    initial_positions: PyTree | None,
+    checked: dict[str, Any],
+) -> tuple[Settings, SamplerState, int]:
+    """The settings and state that continue `initial_state`'s run, and its next draw's
+    index. **Raises:** `ValueError` for what cannot continue it."""
+    groups = initial_state.groups()
+    if "sampler_state" not in groups or "adaptation" not in groups:
+        raise ValueError(
+            "initial_state has no sampler_state and adaptation groups: it is not a "
+            "logdensity.sample result, or its warmup was interrupted (resume a "
+            "checkpointed run with logdensity.resume instead)."
+        )
+    if num_warmup not in (None, 0):
+        raise ValueError(f"a continued run does not warm up again; got num_warmup={num_warmup}.")
+    if initial_positions is not None:
+        raise ValueError("give initial_positions or initial_state, not both.")
+    group = initial_state["sampler_state"]
+    stored = dict(group.attrs)
+    if metric not in (None, stored["metric"]):
+        raise ValueError(
+            f"initial_state was adapted with metric={stored['metric']!r}; got metric={metric!r}."
+        )
+    settings = Settings.checked(
+        num_chains=group.sizes["chain"], num_warmup=0, metric=stored["metric"], **checked
+    )
+    config = dataclasses.replace(
+        settings.config,
+        **{k: type(getattr(settings.config, k))(stored[k]) for k in _ADAPTED},
+    )
+    settings = dataclasses.replace(settings, config=config)
+    template = state_shapes(model, config, settings.num_chains, None)
+    state = continued(model, template, group, initial_state["adaptation"])
+    if rng_key is not None:  # fresh randomness, from the given key
+        state = state._replace(rng_key=jax.random.split(rng_key, settings.num_chains))
+    return settings, state, int(stored["num_draws"])
+
+
+# the settings an adapted state's structure depends on: a continued run keeps them
+_ADAPTED = ("metric", "max_rank", "buffer_size", "recompute_every", "target_acceptance_rate")
+
+
+def _attrs(run: dict[str, Any], timings: dict[str, float], interrupted: str) -> dict[str, Any]:
+    keep = ("chain_method", "metric", "num_warmup")
+    return {k: run[k] for k in keep} | dict(timings) | {"interrupted": interrupted}
+
+
+def _run(
+    model: LogDensity,
+    settings: Settings,
+    state: SamplerState,
+    run: dict[str, Any],
+    *,
+    store: Store | None,
+    resumed: tuple[str, int] = ("warmup", 0),
+    earlier: az.InferenceData | None = None,
+) -> az.InferenceData:
+    """Warmup then sampling from `state` (from `resumed`, a stored phase and its
+    completed steps), the draws to host memory or to `store`; the InferenceData, its
+    draws joined after those of `earlier` (the run continued in memory)."""
+    config = settings.config
+    first_phase, done = resumed
+    first_draw = int(run["first_draw"])
     timings = {"warmup_time": 0.0, "sampling_time": 0.0}
-    adapted: SamplerState | None = None
+    if store is not None:
+        timings |= store.commit["timings"]
+    warmup, sampling = _phases(model, settings, store, resumed, first_draw, timings, state)
+    initial = done if first_phase == "warmup" else settings.num_warmup + done
+    progress = Progress(
+        settings.num_warmup,
+        settings.num_samples,
+        settings.num_chains,
+        enabled=settings.progress_bar,
+        initial=initial,
+    )
+    adapted: SamplerState | None = state if first_phase == "sampling" else None
+    phases = [("warmup", warmup), ("sampling", sampling)]
     interrupted = ""
     try:
-        for phase, draws in (("warmup", warmup), ("sampling", sampling)):
+        for phase, draws in phases[1:] if first_phase == "sampling" else phases:
             began = time.perf_counter()
-            state = run_phase(model, settings, state, phase, draws, progress)
+            state = run_phase(
+                model, settings, state, phase, draws, progress, done if phase == first_phase else 0
+            )
             if phase == "warmup":
-                final = jax.vmap(adaptation(settings.config).final)(state.adaptation)
-                adapted = state = state._replace(adaptation=final)
-            timings[f"{phase}_time"] = time.perf_counter() - began
+                final = jax.vmap(adaptation(config).final)(state.adaptation)
+                adapted = sampling.state = state = state._replace(adaptation=final)
+                if store is not None:
+                    store.put("adaptation", _adaptation(model, settings, adapted))
+                    store.save(state, "sampling", 0, warmup.counts, timings)  # type: ignore[attr-defined]
+            timings[f"{phase}_time"] += time.perf_counter() - began
     except KeyboardInterrupt:
         interrupted = "sampling" if adapted is not None else "warmup"
         warnings.warn(
             f"Interrupted during {interrupted}: returning the {sampling.num_draws} draws "
-            f"per chain completed so far (and {warmup.num_draws} warmup steps).",
+            f"per chain completed so far (and {warmup.num_draws} warmup steps)"
+            + ("" if store is None else f"; resume with logdensity.resume({str(store.path)!r})")
+            + ".",
             SamplingWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     finally:
         progress.close()
-    idata = to_inference_data(
-        model,
-        posterior=sampling.joined(),
-        warmup=warmup.joined() if settings.save_warmup else None,
-        adaptation=None if adapted is None else _adapted(settings, adapted),
-        num_chains=settings.num_chains,
-        attrs={"chain_method": chain_method, "metric": metric, "num_warmup": num_warmup, **timings}
-        | {"interrupted": interrupted},
+    attrs = _attrs(run, timings, interrupted)
+    extra = {}
+    if adapted is not None:
+        labels = flat_labels(model)
+        keep = {k: getattr(config, k) for k in _ADAPTED}
+        num_draws = first_draw + sampling.num_draws
+        extra["sampler_state"] = sampler_state_group(
+            model, sampling.state, labels, keep | {"num_draws": num_draws}
+        )
+    if store is not None:
+        for name, ds in extra.items():
+            store.put(name, ds)
+        store.finish(timings, interrupted)
+        idata = store.inference_data(attrs)
+    else:
+        idata = to_inference_data(
+            model,
+            posterior=sampling.joined(),
+            warmup=warmup.joined() if settings.save_warmup else None,
+            adaptation=None if adapted is None else _adapted(settings, adapted),
+            num_chains=settings.num_chains,
+            attrs=attrs,
+            first_draw=first_draw,
+            extra=extra,
+        )
+        if earlier is not None:
+            for group in ("posterior", "sample_stats"):
+                joined = xr.concat([earlier[group], idata[group]], dim="draw")
+                idata[group] = joined.assign_attrs(idata[group].attrs)
+    if not interrupted:
+        _warn_on_diagnostics(idata)
+    return idata
+
+
+def _phases(
+    model: LogDensity,
+    settings: Settings,
+    store: Store | None,
+    resumed: tuple[str, int],
+    first_draw: int,
+    timings: dict[str, float],
+    state: SamplerState,
+) -> tuple[Draws, Draws]:
+    """The two phases' draws: host buffers, or streams to `store`."""
+    if store is None:
+        return (
+            Draws(settings.num_warmup, keep_draws=settings.save_warmup, state=state),
+            Draws(settings.num_samples, state=state),
+        )
+    counts = dict(store.commit["draws"])
+    first_phase, done = resumed
+
+    def chunk_groups(draws: dict, stats: dict) -> tuple[xr.Dataset, xr.Dataset]:
+        idata = to_inference_data(
+            model,
+            posterior=(draws, stats),
+            warmup=None,
+            adaptation=None,
+            num_chains=settings.num_chains,
+            attrs={},
+        )
+        return idata["posterior"], idata["sample_stats"]
+
+    common: dict[str, Any] = dict(
+        counts=counts, chunk_groups=chunk_groups, timings=timings, state=state
     )
-    problems = [] if interrupted else diagnose(idata)
+    warmup = StoredDraws(
+        store,
+        ("warmup_posterior", "warmup_sample_stats") if settings.save_warmup else None,
+        settings.num_warmup,
+        done=done if first_phase == "warmup" else settings.num_warmup,
+        first_draw=0,
+        phase="warmup",
+        **common,
+    )
+    sampling = StoredDraws(
+        store,
+        ("posterior", "sample_stats"),
+        settings.num_samples,
+        done=done if first_phase == "sampling" else 0,
+        first_draw=first_draw,
+        phase="sampling",
+        **common,
+    )
+    return warmup, sampling
+
+
+def _warn_on_diagnostics(idata: az.InferenceData) -> None:
+    problems = diagnose(idata)
     if problems:
         message = "Sampling diagnostics: " + "; ".join(problems) + "."
-        warnings.warn(message, SamplingWarning, stacklevel=2)
-    return idata
+        warnings.warn(message, SamplingWarning, stacklevel=4)
+
+
+def _adaptation(model: LogDensity, settings: Settings, state: SamplerState) -> xr.Dataset:
+    return adaptation_group(model, _adapted(settings, state), settings.num_chains)
 
 
 def _adapted(settings: Settings, state: SamplerState) -> dict[str, Any]:
