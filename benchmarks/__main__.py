@@ -3,7 +3,9 @@
 Suites (default: all, in this order): `overhead` (adapters against hand-written JAX),
 `endtoend` (`logdensity.sample` against NumPyro's `MCMC(NUTS)` and a hand-rolled
 BlackJAX loop), `kernel` (BlackJAX's NUTS transition against NumPyro's on the same
-density), `scaling` (chains and data size), `memory` (peak resident memory of the loop).
+density), `scaling` (chains and data size), `memory` (peak resident memory of the loop),
+`nutpie` and `metrics` (nutpie as a peer; every metric), `firstdraw` (fixed costs in
+fresh processes).
 Each writes `benchmarks/results/<suite>[_quick].{json,md}`.
 
 The process runs with two forced host devices
@@ -18,7 +20,16 @@ import argparse
 import os
 import time
 
-SUITES = ("overhead", "endtoend", "kernel", "scaling", "memory", "nutpie", "metrics")
+SUITES = (
+    "overhead",
+    "endtoend",
+    "kernel",
+    "scaling",
+    "memory",
+    "nutpie",
+    "metrics",
+    "firstdraw",
+)
 
 
 def main() -> None:

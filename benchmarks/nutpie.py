@@ -39,6 +39,10 @@ def _pymc_model(name: str) -> Any:
             theta_trans = pm.Normal("theta_trans", 0.0, 1.0, dims="school")
             pm.Normal("y", mu + tau * theta_trans, d["sigma"], observed=d["y"], dims="school")
         return model
+    if name == "rat_tumors":
+        from logdensity.zoo._pymc import rat_tumors_model
+
+        return rat_tumors_model(**zoo.data(name))
     if name == "diamonds":  # posteriordb diamonds-diamonds (brms): 26 parameters, 5,000 rows
         import json
         import zipfile

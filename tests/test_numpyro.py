@@ -245,3 +245,44 @@ def test_garch11_dynamic_bound_matches_posteriordb(x64):
         )
         assert abs(z) < 3.5, (name, z)
         assert abs(float(post[name].std()) / ref["sd"][i] - 1) < 0.1, name
+
+
+@pytest.mark.parametrize("name", ["eight_schools_noncentered", "rat_tumors", "hierarchical"])
+def test_validation_off_is_the_same_density_with_fewer_operations(name, x64):
+    """NumPyro's support checks are dropped from the traced density (positions are in
+    the support by construction), nothing else: equal values and gradients at random
+    positions, and a smaller program."""
+    fast = zoo.build(name, "numpyro")
+    checked = _with_validation(name)
+    flat0 = jax.flatten_util.ravel_pytree(fast.initial_position)[0]
+    unravel = jax.flatten_util.ravel_pytree(fast.initial_position)[1]
+    for seed in range(3):
+        p = unravel(jax.random.uniform(jax.random.key(seed), flat0.shape, minval=-2, maxval=2))
+        a, ga = jax.value_and_grad(fast)(p)
+        b, gb = jax.value_and_grad(checked)(p)
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+        np.testing.assert_allclose(
+            jax.flatten_util.ravel_pytree(ga)[0], jax.flatten_util.ravel_pytree(gb)[0], rtol=1e-10
+        )
+    p = fast.initial_position
+    small = len(jax.make_jaxpr(jax.grad(fast))(p).jaxpr.eqns)
+    large = len(jax.make_jaxpr(jax.grad(checked))(p).jaxpr.eqns)
+    assert small < large, (small, large)
+
+
+def _with_validation(name):
+    """The zoo model of `name`, built with `validate_args=True`."""
+    from logdensity.zoo import _numpyro as zn
+
+    data = zoo.build(name, "numpyro").data
+    return ld.from_numpyro(getattr(zn, f"{name}_model"), **data, validate_args=True)
+
+
+def test_observed_values_outside_the_support_are_refused_at_build():
+    def model(y):
+        rate = numpyro.sample("rate", dist.Exponential(1.0))
+        numpyro.sample("counts", dist.Poisson(rate), obs=y)
+
+    with pytest.raises(ValueError, match=r"observed site 'counts' has 1 of 3 values outside"):
+        ld.from_numpyro(model, jnp.array([1.0, -2.0, 3.0]))
+    ld.from_numpyro(model, jnp.array([1.0, 2.0, 3.0]))

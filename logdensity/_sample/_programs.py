@@ -5,10 +5,12 @@ the loop (`logdensity.testing.sbc`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
@@ -19,14 +21,29 @@ from ._kernel import Stats, nuts, zero_stats
 from ._settings import Config
 from ._state import SamplerState
 
-__all__ = ["chunk", "init_chain", "jittered", "start", "state_shapes", "transition"]
+__all__ = [
+    "chunk",
+    "init_chain",
+    "jittered",
+    "precompile_chunk",
+    "start",
+    "state_shapes",
+    "transition",
+]
 
 
 class _Compiled:
-    """`jax.jit(f)` with `config` static; on CPU without LLVM's expensive passes, which
-    take 10-20% off the loop's compilation (the time to first draw) and, measured on
-    the benchmark models, nothing off its speed. `_cache_size()` counts the programs
-    compiled so far (tests read it: one per model structure and settings)."""
+    """`jax.jit(f)` with `config` (the second argument) static; on CPU without LLVM's
+    expensive passes, which take 10-20% off the loop's compilation (the time to first
+    draw) and, measured on the benchmark models, nothing off its speed.
+
+    `precompile(*args)` compiles ahead of time (`jit(f).lower(...).compile()`, JAX's AOT
+    API) for arguments given as `jax.ShapeDtypeStruct`s: traced and lowered in the
+    caller's thread, compiled by XLA in a worker thread (it releases the GIL), so a
+    program compiles while the caller traces, compiles and runs another. A later call
+    whose arguments have those types (structure, shapes, dtypes, weak types) runs the
+    AOT executable; any other goes through `jit`. `_cache_size()` counts the programs
+    compiled so far either way (tests read it: one per model structure and settings)."""
 
     def __init__(self, f: Callable):
         self.cpu = jax.jit(
@@ -35,12 +52,47 @@ class _Compiled:
             compiler_options={"xla_llvm_disable_expensive_passes": True},
         )
         self.other = jax.jit(f, static_argnames=("config",))
+        self._ahead: dict[Any, Future] = {}
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return (self.cpu if jax.default_backend() == "cpu" else self.other)(*args, **kwargs)
+    def _jit(self) -> Any:
+        return self.cpu if jax.default_backend() == "cpu" else self.other
+
+    @staticmethod
+    def _key(args: tuple[Any, ...]) -> Any:
+        model, config, *rest = args
+        leaves, treedef = jax.tree.flatten((model, rest))
+        types = tuple(
+            (tuple(x.shape), str(x.dtype), bool(getattr(x, "weak_type", False)))
+            if hasattr(x, "shape") and hasattr(x, "dtype")
+            else (type(x).__name__,)
+            for x in leaves
+        )
+        return config, treedef, types
+
+    def precompile(self, *args: Any) -> None:
+        """Start compiling for `args` (`config` second, concrete or `ShapeDtypeStruct`
+        leaves elsewhere) in a worker thread, unless it already was."""
+        key = self._key(args)
+        if key in self._ahead:
+            return
+        # traced and lowered here, under this thread's JAX config (x64 and the other
+        # context managers are thread-local); only XLA's compilation moves to the worker
+        lowered = self._jit().lower(*args)
+        self._ahead[key] = _WORKERS.submit(lowered.compile)
+
+    def __call__(self, *args: Any) -> Any:
+        ahead = self._ahead.get(self._key(args)) if self._ahead else None
+        if ahead is not None:
+            model, _, *rest = args
+            return ahead.result()(model, *rest)
+        return self._jit()(*args)
 
     def _cache_size(self) -> int:
-        return sum(f._cache_size() for f in (self.cpu, self.other))  # type: ignore[attr-defined]
+        jitted = sum(f._cache_size() for f in (self.cpu, self.other))  # type: ignore[attr-defined]
+        return jitted + len(self._ahead)
+
+
+_WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logdensity-compile")
 
 
 def jittered(model: LogDensity, rng_key: PRNGKeyArray, jitter: float | Array) -> PyTree:
@@ -187,3 +239,19 @@ def chunk(
         return SamplerState(kernel_state, adaptation_state, batched.rng_key, steps), out
 
     return map_chains(one_chain, config.chain_method, state, (model, schedule, active, adapting))
+
+
+def precompile_chunk(
+    model: LogDensity, config: Config, num_chains: int, chunk_size: int, rng_key: PRNGKeyArray
+) -> None:
+    """Compile the chunk for the state that `start` will return, in a worker thread,
+    while the caller traces, compiles and runs `start` (the two programs are
+    independent given the state's types). Not for `"parallel"`, whose state is sharded:
+    there the chunk compiles at its first call."""
+    if config.chain_method == "parallel":
+        return
+    keys = jax.eval_shape(lambda k: jax.random.split(k, num_chains), rng_key)
+    state = state_shapes(model, config, num_chains, keys)
+    stages = np.zeros((chunk_size, 2), np.int32)
+    active = np.ones(chunk_size, bool)
+    chunk.precompile(model, config, state, stages, active, True)

@@ -15,12 +15,13 @@ import xarray as xr
 from jax.flatten_util import ravel_pytree
 from jaxtyping import PRNGKeyArray, PyTree
 
+from .._cache import ensure_compilation_cache
 from .._inference_data import adaptation_group, diagnose, flat_labels, to_inference_data
 from .._model import as_model
 from .._protocol import LogDensity
 from ._adaptation import adaptation
 from ._host import Draws, Progress, StoredDraws, run_phase
-from ._programs import state_shapes
+from ._programs import precompile_chunk, state_shapes
 from ._settings import ChainMethod, Metric, Settings
 from ._starts import start_chains
 from ._state import SamplerState, continued, sampler_state_group
@@ -154,7 +155,13 @@ def sample(
       and the leaves). All before the first step.
     - `FileExistsError` if `checkpoint` exists.
     - `TypeError` if `logdensity` does not satisfy the `LogDensity` protocol.
+
+    The compiled programs are kept in JAX's persistent compilation cache (by default
+    `~/.cache/logdensity/jax`, at most 2 GiB; `LOGDENSITY_COMPILATION_CACHE=off` turns
+    it off, `=<dir>` moves it; a cache dir set in JAX's config is kept): a new process
+    sampling a model of the same structure loads them instead of compiling.
     """
+    ensure_compilation_cache()
     model = as_model(logdensity)
     if dense_mass is not None:
         warnings.warn(
@@ -188,6 +195,8 @@ def sample(
             metric="diag" if metric is None else metric,
             **checked,
         )
+        # the chunk compiles in a worker thread while the start compiles and runs
+        precompile_chunk(model, settings.config, settings.num_chains, settings.chunk_size, rng_key)
         state = start_chains(model, settings, rng_key, initial_positions)
         first_draw, earlier = 0, None
     else:
@@ -241,6 +250,7 @@ def resume(
     """
     from ._store import Store
 
+    ensure_compilation_cache()
     model = as_model(logdensity)
     store = Store.open(path)
     store.check(model)

@@ -84,11 +84,22 @@ class _Bound(Frozen):
 
 
 class _LogDensity(_Bound):
+    """`-potential_energy`, traced with NumPyro's distribution validation on only if
+    `validate_args` (it is part of the compilation key)."""
+
+    def __init__(self, *args: Any, validate_args: bool):
+        super().__init__(*args)
+        self.validate_args = validate_args
+        self.key = (*self.key, validate_args)
+
     def __call__(self, position: dict[str, Array], data: tuple[Any, ...]) -> Scalar:
+        from numpyro.distributions.distribution import validation_enabled
         from numpyro.infer.util import potential_energy
 
         args, kwargs = self.args(data)
-        return -potential_energy(self.model, args, kwargs, position)
+        # distributions read the flag when they are built, here while tracing
+        with validation_enabled(self.validate_args):
+            return -potential_energy(self.model, args, kwargs, position)
 
 
 class _Constrain(_Bound):
@@ -213,12 +224,31 @@ def _check_site(site: dict[str, Any]) -> None:
             )
 
 
+def _check_observed(site: dict[str, Any]) -> None:
+    """An observed value outside its distribution's support, refused once at build
+    time (the log density skips NumPyro's per-evaluation checks)."""
+    if site.get("mask") is not None:  # masked entries may hold placeholders
+        return
+    try:
+        inside = np.asarray(site["fn"].support(site["value"]))
+    except Exception:  # a support that cannot check this value: leave it to NumPyro
+        return
+    if not inside.all():
+        bad = int(inside.size - inside.sum())
+        raise ValueError(
+            f"observed site {site['name']!r} has {bad} of {inside.size} values outside "
+            f"the support of its {type(site['fn']).__name__} distribution "
+            f"({site['fn'].support}); its log density would be -inf or NaN there."
+        )
+
+
 def from_numpyro(
     model: Callable[..., Any],
     *model_args: Any,
     dims: Mapping[str, tuple[str, ...]] | None = None,
     coords: Mapping[str, Any] | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
+    validate_args: bool = False,
     **kwargs: Any,
 ) -> Model:
     """A `LogDensity` from a NumPyro model function and its arguments.
@@ -252,24 +282,35 @@ def from_numpyro(
     - `*model_args`, `**kwargs`: what to call it with (data included).
     - `dims`, `coords`: ArviZ labels (keyword-only; they are not passed to the model).
     - `model_kwargs`: more keyword arguments of the model, for a model parameter named
-      like one of ours (`dims`, `coords`, `model_kwargs`): those keywords always mean
-      ours, and a model parameter of that name left unbound raises.
+      like one of ours (`dims`, `coords`, `model_kwargs`, `validate_args`): those
+      keywords always mean ours, and a model parameter of that name left unbound raises.
+    - `validate_args`: trace the log density with NumPyro's distribution validation
+      (`numpyro.enable_validation`, on by default in NumPyro 0.22), which checks every
+      value against its support and parameters for NaN at every evaluation, and puts
+      `-inf` outside the support. Off by default: the positions' values are in the
+      support by construction (`biject_to`), and the observed values are checked once
+      here instead; the checks double the operations of a small model's gradient. What
+      is lost without it: the `-inf` (and NumPyro's warnings) for parameters outside
+      their constraints, e.g. a scale computed to be negative inside the model.
 
     **Raises:**
 
     - `ImportError` if NumPyro is not installed (`pip install "logdensity[numpyro]"`).
-    - `ValueError` naming the site for a latent discrete site, a subsampled plate, or a
-      `numpyro.param` site.
+    - `ValueError` naming the site for a latent discrete site, a subsampled plate, a
+      `numpyro.param` site, or observed values outside their distribution's support.
     - `TypeError` if the arguments do not fit the model's signature, or one of our
       keywords has the name of an unbound model parameter.
     """
     require("numpyro", "numpyro")
     model_kwargs = {**(model_kwargs or {}), **kwargs}
-    parts, data = _parts(model, model_args, model_kwargs, {"dims": dims, "coords": coords})
+    ours = {"dims": dims, "coords": coords, "validate_args": validate_args or None}
+    parts, data = _parts(model, model_args, model_kwargs, ours)
 
     tr = _trace(model, model_args, model_kwargs)
     for site in tr.values():
         _check_site(site)
+        if site["type"] == "sample" and site["is_observed"]:
+            _check_observed(site)
     latents = {
         name: site["value"]
         for name, site in tr.items()
@@ -300,7 +341,7 @@ def from_numpyro(
 
     deterministics = tuple(n for n, s in tr.items() if s["type"] == "deterministic")
     return Model(
-        _LogDensity(*parts),
+        _LogDensity(*parts, validate_args=bool(validate_args)),
         initial_position,
         data=data,
         constrain_fn=_Constrain(*parts),

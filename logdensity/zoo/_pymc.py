@@ -11,10 +11,10 @@ from .._model import Model
 from ..adapters._pymc import from_pymc
 
 
-def rat_tumors(y: Any, n: Any) -> Model:
-    """The rat-tumor model as a PyMC model through [`from_pymc`][logdensity.from_pymc]:
-    `HalfFlat` `alpha`, `beta` with a `Potential` for `(alpha + beta)^(-5/2)`, `theta`
-    (dim `experiment`) `Beta`, `y` `Binomial`; PyMC's log and logodds transforms."""
+def rat_tumors_model(y: Any, n: Any) -> pm.Model:
+    """The rat-tumor model as a PyMC model: `HalfFlat` `alpha`, `beta` with a
+    `Potential` for `(alpha + beta)^(-5/2)`, `theta` (dim `experiment`) `Beta`, `y`
+    `Binomial`."""
     with pm.Model(coords={"experiment": np.arange(len(y))}) as model:
         alpha = pm.HalfFlat("alpha")
         beta = pm.HalfFlat("beta")
@@ -27,4 +27,10 @@ def rat_tumors(y: Any, n: Any) -> Model:
             observed=np.asarray(y).astype(int),
             dims="experiment",
         )
-    return from_pymc(model)
+    return model
+
+
+def rat_tumors(y: Any, n: Any) -> Model:
+    """`rat_tumors_model` through [`from_pymc`][logdensity.from_pymc] (PyMC's log and
+    logodds transforms)."""
+    return from_pymc(rat_tumors_model(y, n))
