@@ -67,6 +67,46 @@ class SameStructure(Frozen):
         return stored
 
 
+_RESERVED = ("chain", "draw")  # ArviZ's sample dims
+
+
+def _check_labels(infos: list[VariableInfo], coords: Mapping[str, Any]) -> None:
+    """Names and dims that ArviZ would silently merge, pad or drop, refused here.
+
+    **Raises:** `ValueError` for a variable named `chain` or `draw`; a dim used with two
+    lengths; coords whose length differs from their dim's; a variable named like a
+    dim."""
+    lengths: dict[str, tuple[int, str]] = {}
+    for info in infos:
+        if info.name in _RESERVED:
+            raise ValueError(
+                f"variable {info.name!r} has the name of an ArviZ sample dim "
+                f"({', '.join(_RESERVED)}): rename it."
+            )
+        for dim, n in zip(info.dims or (), info.shape if info.dims else (), strict=True):
+            if dim in _RESERVED:
+                raise ValueError(f"variable {info.name!r} uses the reserved dim {dim!r}.")
+            seen = lengths.setdefault(dim, (n, info.name))
+            if seen[0] != n:
+                raise ValueError(
+                    f"dim {dim!r} has length {seen[0]} in {seen[1]!r} and {n} in "
+                    f"{info.name!r}: give the axes different dims."
+                )
+    for dim, labels in coords.items():
+        if dim in lengths and len(np.asarray(labels).reshape(-1)) != lengths[dim][0]:
+            raise ValueError(
+                f"coords[{dim!r}] has {len(np.asarray(labels).reshape(-1))} labels; dim "
+                f"{dim!r} has length {lengths[dim][0]} (in {lengths[dim][1]!r})."
+            )
+    clash = sorted({i.name for i in infos} & set(lengths))
+    if clash:
+        users = {d: n for d, (_, n) in lengths.items()}
+        raise ValueError(
+            f"variables {clash} have the names of dims (of {[users[c] for c in clash]}): "
+            "xarray would make them one; rename the variable or the dim."
+        )
+
+
 def _freeze_coords(
     coords: Mapping[str, Any] | None,
 ) -> tuple[tuple[str, tuple[Any, ...]], ...]:
@@ -110,8 +150,9 @@ class Model:
 
     - `TypeError` if `initial_position` has a leaf that is not a floating array.
     - `ValueError` if `dims` names a variable that `constrain_fn` does not return or
-      gives it the wrong number of dims, or if `logdensity_fn` at the initial position
-      is not a scalar.
+      gives it the wrong number of dims; a variable is named `chain`, `draw` or like a
+      dim; a dim has two lengths, or coords of another length than their dim; or if
+      `logdensity_fn` at the initial position is not a scalar.
     """
 
     _initial_position: PyTree
@@ -176,6 +217,7 @@ class Model:
                     f"({len(value.shape)} axes)."
                 )
             infos.append(VariableInfo(name, tuple(value.shape), d, name in deterministics))
+        _check_labels(infos, dict(coords or {}))
         fields = {
             "_initial_position": initial_position,
             "_data": data,

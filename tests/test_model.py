@@ -175,3 +175,38 @@ def test_rat_tumors_jacobian_is_included(x64):
         + jnp.sum(binom.logpmf(d["y"], d["n"], th))
     )
     assert jnp.allclose(model(p), direct + log_jac, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("constrain", "dims", "coords", "match"),
+    [
+        # two variables sharing a dim name with different lengths (ArviZ NaN-pads)
+        (
+            lambda p: {"a": p["x"][:2], "b": p["x"]},
+            {"a": ("k",), "b": ("k",)},
+            None,
+            r"dim 'k' has length 2 in 'a' and 3 in 'b'",
+        ),
+        # a variable named like another's dim (xarray makes them one)
+        (
+            lambda p: {"k": p["x"][0], "b": p["x"]},
+            {"b": ("k",)},
+            None,
+            r"variables \['k'\] have the names of dims",
+        ),
+        # ArviZ's own dims as names (a deterministic named chain was dropped)
+        (lambda p: {"chain": p["x"][0], "b": p["x"]}, None, None, "ArviZ sample dim"),
+        (lambda p: {"b": p["x"]}, {"b": ("k",)}, {"k": ["u", "v"]}, r"coords\['k'\] has 2"),
+    ],
+)
+def test_names_and_dims_that_arviz_would_merge_pad_or_drop_are_refused(
+    constrain, dims, coords, match
+):
+    with pytest.raises(ValueError, match=match):
+        ld.from_jax(
+            lambda p: -jnp.sum(p["x"] ** 2),
+            {"x": jnp.zeros(3)},
+            constrain=constrain,
+            dims=dims,
+            coords=coords,
+        )

@@ -240,3 +240,15 @@ def test_pymc_eight_schools_matches_posteriordb(x64):
         se = mcse[var] if idx is None else mcse[var].isel(school=idx)
         z = (float(draws.mean()) - ref["mean"][i]) / np.hypot(float(se), ref["mcse_mean"][i])
         assert abs(z) < 3.5, (name, z)
+
+
+def test_integer_inputs_are_refused_as_parameters_and_taken_as_data():
+    """An integer input as a parameter would be a frozen chain (every draw the same);
+    as data it is fine."""
+    x = pt.scalar("x")
+    n = pt.iscalar("n")
+    logp = -0.5 * x**2 * pt.cast(n, "floatX")
+    with pytest.raises(ValueError, match=r"inputs 'n' \(int32\) are not float"):
+        ld.from_pytensor(logp, [x, n])
+    model = ld.from_pytensor(logp, [x], data={n: 2})
+    assert float(model({"x": jnp.asarray(1.0)})) == pytest.approx(-1.0)

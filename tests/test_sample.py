@@ -402,3 +402,18 @@ def test_a_chunk_longer_than_the_run_is_clamped():
     model, _ = models.conjugate_normal(models.draws())
     idata = ld.sample(model, jax.random.key(0), chunk_size=10**9, **FAST)
     assert idata.posterior.sizes["draw"] == 200
+
+
+def test_a_region_of_positive_infinite_log_density_is_never_entered(x64):
+    """+inf is a singularity, not a place to stay: every proposal into it is a
+    divergence, and no draw lands there (before: draws of 1e37, lp = +inf)."""
+
+    def logdensity_fn(p):
+        return jnp.where(p["x"] > 1.5, jnp.inf, -0.5 * p["x"] ** 2)
+
+    model = ld.from_jax(logdensity_fn, {"x": jnp.zeros(())})
+    with pytest.warns(ld.SamplingWarning, match="divergent"):
+        idata = ld.sample(model, jax.random.key(0), init_jitter=1.0, **FAST)
+    assert float(idata.posterior["x"].max()) <= 1.5
+    assert np.all(np.isfinite(idata.sample_stats["lp"].values))
+    assert int(idata.sample_stats["diverging"].sum()) > 0

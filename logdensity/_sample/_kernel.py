@@ -61,10 +61,24 @@ class Kernel(NamedTuple):
     step: Callable[[PRNGKeyArray, Any, LogDensity, Parameters], tuple[Any, Stats]]
 
 
+def _no_positive_infinity(logdensity_fn: LogDensity) -> Callable[[PyTree], Array]:
+    """`logdensity_fn` with `+inf` as NaN. A log density of `+inf` is a singularity
+    (or an overflow), never a point of infinite probability that a sampler should move
+    to: BlackJAX would accept it (its energy is `-inf`) and the chain would stay there
+    (draws of 1e37, `lp = +inf`). As NaN, BlackJAX rejects it as a divergence."""
+
+    def guarded(position: PyTree) -> Array:
+        lp = logdensity_fn(position)
+        return jnp.where(lp == jnp.inf, jnp.nan, lp)
+
+    return guarded
+
+
 def nuts(config: Config) -> Kernel:
     """BlackJAX's NUTS (`blackjax.nuts.init`, `blackjax.nuts.build_kernel`; Hoffman &
     Gelman 2014, with the multinomial sampling of Betancourt 2017) capped at
-    `config.max_tree_depth` trajectory doublings."""
+    `config.max_tree_depth` trajectory doublings. A proposal whose log density is
+    `+inf` is rejected and counted as a divergence (`_no_positive_infinity`)."""
     kernel = blackjax.nuts.build_kernel()
 
     def init(position: PyTree, logdensity_fn: LogDensity) -> Any:
@@ -76,7 +90,7 @@ def nuts(config: Config) -> Kernel:
         new_state, info = kernel(
             rng_key,
             state,
-            logdensity_fn,
+            _no_positive_infinity(logdensity_fn),
             parameters.step_size,
             parameters.inverse_mass_matrix,
             max_num_doublings=config.max_tree_depth,

@@ -262,13 +262,24 @@ def from_pytensor(
 
     **Returns:** a [`logdensity.Model`][] with position `{input name: array}`.
 
-    **Raises:** `ValueError` when an input has no name, a name repeats, a shape is
-    unknown and not given, `logp` is not a scalar, the graph needs a variable that is
-    not an input, or it draws random variables; `NotImplementedError` naming an op
-    PyTensor's JAX backend cannot compile.
+    **Raises:** `ValueError` when an input has no name or is not float (integer inputs
+    belong in `data`), a name repeats, a shape is unknown and not given, `logp` is not
+    a scalar, the graph needs a variable that is not an input, or it draws random
+    variables; `NotImplementedError` naming an op PyTensor's JAX backend cannot compile.
     """
     require("pytensor", "pytensor")
     names = _input_names(inputs)
+    discrete = [
+        f"{n!r} ({v.type.dtype})"
+        for n, v in zip(names, inputs, strict=True)
+        if not str(v.type.dtype).startswith("float")
+    ]
+    if discrete:
+        raise ValueError(
+            f"inputs {', '.join(discrete)} are not float: the position NUTS moves is "
+            "continuous (an integer parameter would be rounded and its chain frozen). "
+            "Pass integer inputs as data={variable: value}, or make them float."
+        )
     if getattr(logp, "ndim", None) != 0:
         raise ValueError(
             f"logp must be a scalar expression; it has {getattr(logp, 'ndim', '?')} dims "
