@@ -127,11 +127,13 @@ def adaptation_group(
 def diagnose(idata: az.InferenceData) -> list[str]:
     """The problems a Stan user would be told of, as short sentences (empty if none).
 
-    Divergences after warmup; R-hat above 1.01 (rank-normalised split R-hat, Vehtari et
-    al. 2021, `arviz.rhat`); bulk or tail ESS below 400 (`arviz.ess`). Values that do
-    not vary (constant deterministics) are skipped. The numbers are also stored in
-    `idata.sample_stats.attrs` (`num_divergences`, `max_rhat`, `min_ess_bulk`,
-    `min_ess_tail`).
+    Divergences after warmup; chains that look stuck (a step size under 1/1000 of the
+    chains' median, or a log density that never changed), named with their step size;
+    R-hat above 1.01 (rank-normalised split R-hat, Vehtari et al. 2021, `arviz.rhat`);
+    bulk or tail ESS below 400 (`arviz.ess`). Values that do not vary (constant
+    deterministics) are skipped. The numbers are also stored in
+    `idata.sample_stats.attrs` (`num_divergences`, `stuck_chains`, `max_rhat`,
+    `min_ess_bulk`, `min_ess_tail`).
     """
     problems = []
     post = idata["posterior"]
@@ -139,9 +141,18 @@ def diagnose(idata: az.InferenceData) -> list[str]:
     if stats is None or post.sizes.get("draw", 0) < 4:
         return ["too few draws to diagnose"]
     n_div = int(stats["diverging"].sum())
-    summary: dict[str, float] = {"num_divergences": n_div}
+    summary: dict[str, Any] = {"num_divergences": n_div}
     if n_div:
         problems.append(f"{n_div} divergent transitions after warmup")
+    stuck = _stuck_chains(stats)
+    if stuck:
+        summary["stuck_chains"] = [c for c, _ in stuck]
+        problems.append(
+            "chains that look stuck: "
+            + ", ".join(f"chain {c} ({why})" for c, why in stuck)
+            + "; their warmup collapsed (start them elsewhere with initial_positions, "
+            "or a smaller init_jitter)"
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         found = _rhat_ess(list(post.data_vars.values()))
     summary |= found
@@ -153,6 +164,28 @@ def diagnose(idata: az.InferenceData) -> list[str]:
                 problems.append(f"min {label} ESS {summary[key]:.0f} < 400")
     stats.attrs.update(summary)
     return problems
+
+
+def _stuck_chains(stats: xr.Dataset) -> list[tuple[int, str]]:
+    """Chains whose adaptation collapsed: an adapted step size under 1/1000 of the
+    chains' median (NUTS then crawls: 2^10 steps of 1e-38 go nowhere), or a log
+    density that never changed over the draws (every proposal rejected)."""
+    if "step_size" not in stats or "lp" not in stats:
+        return []
+    step = np.asarray(stats["step_size"].values)[:, -1]
+    lp = np.asarray(stats["lp"].values)
+    frozen = lp.max(axis=1) == lp.min(axis=1)
+    median = float(np.median(step))
+    out = []
+    for c in range(step.shape[0]):
+        reasons = []
+        if step[c] < 1e-3 * median:
+            reasons.append(f"step size {step[c]:.2g} against the chains' median {median:.2g}")
+        if frozen[c]:
+            reasons.append(f"its log density never changed in {lp.shape[1]} draws")
+        if reasons:
+            out.append((c, "; ".join(reasons)))
+    return out
 
 
 def _blocks(v: xr.DataArray) -> Iterator[np.ndarray]:

@@ -1,7 +1,9 @@
-"""A child process for the long-run tests: `python -m tests._long_run MODE PATH METHOD`.
+"""A child process for the long-run tests:
+`python -m tests._long_run MODE PATH METHOD [PHASE]`.
 
-- `run`: sample with `checkpoint=PATH`, slowed by a sleep after each chunk (on the
-  host, between chunks) so that the parent can kill it with SIGKILL mid-run;
+- `run`: sample with `checkpoint=PATH`; once two chunks of `PHASE` are committed it
+  waits (on the host, between chunks) for the parent's signal, so that the kill lands
+  mid-run however loaded the machine is;
 - `resume`: `logdensity.resume(PATH, model)`, the posterior saved to `PATH.npz`.
 """
 
@@ -23,17 +25,20 @@ def model():
     return models.conjugate_normal(models.draws())[0]
 
 
-def main(mode: str, path: str, chain_method: str) -> None:
+def main(mode: str, path: str, chain_method: str, phase: str = "sampling") -> None:
     jax.config.update("jax_enable_x64", True)
     warnings.simplefilter("ignore")
     if mode == "run":
         update = _host.Progress.update
+        steps = {"warmup": 0, "sampling": 0}
 
-        def slow(self, *args):
-            update(self, *args)
-            time.sleep(0.4)
+        def waiting(self, this_phase, n, stats):
+            update(self, this_phase, n, stats)
+            steps[this_phase] += n
+            if this_phase == phase and steps[phase] >= 20:
+                time.sleep(120)  # the parent signals us here
 
-        _host.Progress.update = slow  # type: ignore[method-assign]
+        _host.Progress.update = waiting  # type: ignore[method-assign]
         ld.sample(
             model(),
             jax.random.key(3),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import arviz as az
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import xarray as xr
@@ -30,9 +31,9 @@ def _commit(path):
         return None
 
 
-def _child(mode, path, chain_method):
+def _child(mode, path, chain_method, phase="sampling"):
     return subprocess.Popen(
-        [sys.executable, "-m", "tests._long_run", mode, str(path), chain_method],
+        [sys.executable, "-m", "tests._long_run", mode, str(path), chain_method, phase],
         cwd=ROOT,
         env={**os.environ, "JAX_PLATFORMS": "cpu"},
         stdout=subprocess.PIPE,
@@ -68,7 +69,7 @@ def test_a_killed_run_resumes_in_a_fresh_process_to_the_same_draws(
     committed chunks of `phase`; a second process resumes it. Its draws are those of
     one uninterrupted run with the same key."""
     path = tmp_path / "run.zarr"
-    child = _child("run", path, chain_method)
+    child = _child("run", path, chain_method, phase)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and child.poll() is None:
         commit = _commit(path)
@@ -203,7 +204,7 @@ def test_resume_refuses_another_model_and_checkpoint_an_existing_path(tmp_path, 
             progress_bar=False,
             **_long_run.KWARGS,
         )
-    other, _ = models.conjugate_normal(np.zeros((5, 4)))
+    other = ld.from_jax(lambda p: -jnp.sum(p["mu"] ** 2), {"mu": jnp.zeros(4)})
     with pytest.raises(ValueError, match=r"position leaf 'mu': the store has \[\[3\], 'float64'\]"):
         ld.resume(path, other)
     with pytest.raises(FileExistsError, match="already exists"):

@@ -417,3 +417,25 @@ def test_a_region_of_positive_infinite_log_density_is_never_entered(x64):
     assert float(idata.posterior["x"].max()) <= 1.5
     assert np.all(np.isfinite(idata.sample_stats["lp"].values))
     assert int(idata.sample_stats["diverging"].sum()) > 0
+
+
+def test_a_chain_whose_warmup_collapsed_is_named_with_its_step_size(x64):
+    """A chain started where the density is finite but absurd (lp about -1e90) can end
+    warmup with a step size near zero and never move: the closing warning says which
+    chain, and its step size, instead of only an R-hat."""
+    from logdensity._inference_data import diagnose
+
+    model, _ = models.conjugate_normal(models.draws())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ld.SamplingWarning)
+        idata = ld.sample(model, jax.random.key(0), num_chains=3, **FAST)
+    # chain 1 as a collapsed warmup leaves it: a tiny step size, the same draw throughout
+    stats = idata.sample_stats
+    stats["step_size"][1] = 1e-38
+    stats["lp"][1] = float(stats["lp"][1, 0])
+    problems = diagnose(idata)
+    stuck = [p for p in problems if p.startswith("chains that look stuck")]
+    assert stuck, problems
+    assert "chain 1 (step size 1e-38 against the chains' median" in stuck[0]
+    assert f"never changed in {FAST['num_samples']} draws" in stuck[0]
+    assert stats.attrs["stuck_chains"] == [1]
