@@ -133,25 +133,29 @@ def _child(
     return out
 
 
+def _spawn(variant: str, chains: int, warmup: int, draws: int, groups: int) -> dict[str, Any]:
+    """One variant in a fresh process, on one device (a user's default)."""
+    cmd = [sys.executable, "-m", "benchmarks.memory", "--child", variant]
+    cmd += ["--chains", str(chains), "--warmup", str(warmup), "--draws", str(draws)]
+    cmd += ["--groups", str(groups)]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ | {"XLA_FLAGS": ""},
+        cwd=Path(__file__).parent.parent,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
     del models
     # quick: the first 1,000 of the 10,000 groups, so that the smoke run takes seconds
     chains, warmup, draws, groups = (4, 50, 200, 1_000) if quick else (4, 300, 1000, 10_000)
     rows = []
     for variant in VARIANTS:
-        cmd = [sys.executable, "-m", "benchmarks.memory", "--child", variant]
-        cmd += ["--chains", str(chains), "--warmup", str(warmup), "--draws", str(draws)]
-        cmd += ["--groups", str(groups)]
-        env = os.environ | {"XLA_FLAGS": ""}  # one device, as a user's default
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-            cwd=Path(__file__).parent.parent,
-        )
-        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        row = _spawn(variant, chains, warmup, draws, groups)
         rows.append(row)
         print(
             f"  {variant}: warm increase {row['warm']['increase_over_draws']:.2f}x draws",
@@ -176,18 +180,7 @@ def run_streamed(quick: bool) -> dict[str, Any]:
     chains, warmup, draws, groups = (4, 50, 400, 1_000) if quick else (4, 100, 2000, 10_000)
     rows = []
     for variant in STREAMED:
-        cmd = [sys.executable, "-m", "benchmarks.memory", "--child", variant]
-        cmd += ["--chains", str(chains), "--warmup", str(warmup), "--draws", str(draws)]
-        cmd += ["--groups", str(groups)]
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            check=True,
-            env=os.environ | {"XLA_FLAGS": ""},
-            cwd=Path(__file__).parent.parent,
-        )
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        rows.append(_spawn(variant, chains, warmup, draws, groups))
         print(f"  {variant}: peak {rows[-1]['cold']['peak_bytes'] / 2**20:.0f} MiB", flush=True)
     floor = rows[1]["cold"]["peak_bytes"]
     for row in rows:

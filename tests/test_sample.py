@@ -439,3 +439,13 @@ def test_a_chain_whose_warmup_collapsed_is_named_with_its_step_size(x64):
     assert "chain 1 (step size 1e-38 against the chains' median" in stuck[0]
     assert f"never changed in {FAST['num_samples']} draws" in stuck[0]
     assert stats.attrs["stuck_chains"] == [1]
+
+
+def test_the_default_chunk_is_sized_by_bytes():
+    """100 steps for small models; for 4 chains of the 10,003-parameter model in
+    float64 (80 kB a draw), the steps that fit 8 MiB."""
+    from logdensity._sample._settings import default_chunk_size
+
+    assert default_chunk_size(100, 4) == 100
+    assert default_chunk_size(10_003 * 8 + 56, 4) == 26
+    assert default_chunk_size(10**9, 4) == 1

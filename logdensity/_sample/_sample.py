@@ -54,7 +54,7 @@ def sample(
     max_tree_depth: int = 10,
     init_jitter: float = 2.0,
     max_init_tries: int = 20,
-    chunk_size: int = 100,
+    chunk_size: int | None = None,
     save_warmup: bool = False,
     initial_state: az.InferenceData | None = None,
     checkpoint: str | os.PathLike | None = None,
@@ -104,8 +104,11 @@ def sample(
     - `dense_mass`: deprecated; `dense_mass=True` is `metric="dense"`.
     - `target_acceptance_rate`: the dual-averaging target (Stan: 0.8), in (0, 1).
     - `max_tree_depth`: NUTS's maximum number of trajectory doublings (Stan: 10).
-    - `chunk_size`: steps per compiled chunk (memory on device: `chunk_size` draws per
-      chain); at most the longer phase's length.
+    - `chunk_size`: steps per compiled chunk (memory: `chunk_size` draws per chain on
+      device, and on the host while they move); at most the longer phase's length.
+      Default: 100, or fewer where a chunk of every chain's draws would exceed 8 MiB
+      (26 for 4 chains of the 10,003-parameter hierarchical model in float64), so that the peak
+      stays near the size of the returned draws.
     - `save_warmup`: also return the warmup draws (`warmup_posterior`,
       `warmup_sample_stats`).
     - `initial_state`: an `InferenceData` returned by `sample` (or read back with
@@ -175,6 +178,7 @@ def sample(
     dim = int(ravel_pytree(model.initial_position)[0].size)
     checked: dict[str, Any] = dict(
         dim=dim,
+        draw_bytes=_draw_bytes(model),
         num_samples=num_samples,
         chain_method=chain_method,
         max_rank=max_rank,
@@ -472,6 +476,13 @@ def _warn_on_diagnostics(idata: az.InferenceData) -> None:
 
 def _adaptation(model: LogDensity, settings: Settings, state: SamplerState) -> xr.Dataset:
     return adaptation_group(model, _adapted(settings, state), settings.num_chains)
+
+
+def _draw_bytes(model: LogDensity) -> int:
+    """Bytes of one chain's draw: its constrained values and its sample stats."""
+    values = jax.eval_shape(model.constrain, model.initial_position)
+    value_bytes = sum(v.size * np.dtype(v.dtype).itemsize for v in jax.tree.leaves(values))
+    return int(value_bytes) + 8 * 7
 
 
 def _adapted(settings: Settings, state: SamplerState) -> dict[str, Any]:
