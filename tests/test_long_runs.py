@@ -286,3 +286,23 @@ def test_the_long_runs_page_runs_as_written(x64):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ld.SamplingWarning)
         exec(compile(block, "docs/long_runs.md", "exec"), {})
+
+
+def test_ctrl_c_during_a_chunk_write_lands_after_its_commit():
+    """A SIGINT while a chunk is being written is held until the chunk is committed."""
+    from logdensity._sample._host import deferred_interrupt
+
+    done, before = [], signal.getsignal(signal.SIGINT)
+    if before is not signal.default_int_handler:
+        pytest.skip("SIGINT is not Python's KeyboardInterrupt in this process")
+
+    def write():
+        with deferred_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here: held, not raised
+            done.append("committed")
+
+    with pytest.raises(KeyboardInterrupt):
+        write()
+    assert done == ["committed"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

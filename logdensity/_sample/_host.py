@@ -3,6 +3,10 @@ bar, and the phase function that runs compiled chunks between them."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -63,6 +67,27 @@ class Draws:
         )
 
 
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block ends, then raise `KeyboardInterrupt`.
+
+    A `KeyboardInterrupt` raised inside zarr's writes (which wait on its I/O thread's
+    event loop) could leave that loop mid-write; held here, the chunk is written and
+    committed whole and the interrupt lands between chunks, as without a checkpoint.
+    Only in the main thread (where Python runs signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 class StoredDraws(Draws):
     """A phase streamed to a checkpoint `Store` instead of host memory: each chunk's
     draws and stats are appended to the store's groups (named and dimensioned as in
@@ -89,6 +114,10 @@ class StoredDraws(Draws):
         self.counts, self.chunk_groups, self.timings = counts, chunk_groups, timings
 
     def add(self, stats: Stats, draws: dict[str, np.ndarray], n: int, state: Any) -> None:
+        with deferred_interrupt():  # a chunk is written and committed whole
+            self._write(stats, draws, n, state)
+
+    def _write(self, stats: Stats, draws: dict[str, np.ndarray], n: int, state: Any) -> None:
         if self.groups is not None:
             cut = {k: v[:, :n] for k, v in draws.items()}
             stats_cut = {k: np.asarray(v)[:, :n] for k, v in stats._asdict().items()}
