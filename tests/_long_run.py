@@ -7,6 +7,7 @@
 - `resume`: `logdensity.resume(PATH, model)`, the posterior saved to `PATH.npz`.
 """
 
+import signal
 import sys
 import time
 import warnings
@@ -26,6 +27,9 @@ def model():
 
 
 def main(mode: str, path: str, chain_method: str, phase: str = "sampling") -> None:
+    # Ctrl-C as in a user's shell: pytest-xdist's workers ignore SIGINT, and an ignored
+    # signal is inherited across exec (Python then leaves it ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     jax.config.update("jax_enable_x64", True)
     warnings.simplefilter("ignore")
     if mode == "run":
