@@ -143,7 +143,7 @@ def continued(
 
     **Raises:** `ValueError` when a stored array's shape differs from the model's.
     """
-    unravel = ravel_pytree(model.initial_position)[1]
+    flat0, unravel = ravel_pytree(model.initial_position)
     kernel_like = template.kernel
 
     def host(ds: xr.Dataset, name: str, like: Any) -> Array:
@@ -155,8 +155,9 @@ def continued(
             )
         return as_leaf(value, like)
 
-    dim = ravel_pytree(model.initial_position)[0].size
-    flat_like = jax.ShapeDtypeStruct((template.step.shape[0], dim), kernel_like.logdensity.dtype)
+    flat_like = jax.ShapeDtypeStruct(
+        (template.step.shape[0], flat0.size), kernel_like.logdensity.dtype
+    )
     position = jax.vmap(unravel)(host(group, "position", flat_like))
     grad = jax.vmap(unravel)(host(group, "logdensity_grad", flat_like))
     position = jax.tree.map(as_leaf, position, kernel_like.position)
