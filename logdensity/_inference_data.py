@@ -127,13 +127,19 @@ def adaptation_group(
 def diagnose(idata: az.InferenceData) -> list[str]:
     """The problems a Stan user would be told of, as short sentences (empty if none).
 
-    Divergences after warmup; chains that look stuck (a step size under 1/1000 of the
-    chains' median, or a log density that never changed), named with their step size;
-    R-hat above 1.01 (rank-normalised split R-hat, Vehtari et al. 2021, `arviz.rhat`);
-    bulk or tail ESS below 400 (`arviz.ess`). Values that do not vary (constant
-    deterministics) are skipped. The numbers are also stored in
-    `idata.sample_stats.attrs` (`num_divergences`, `stuck_chains`, `max_rhat`,
-    `min_ess_bulk`, `min_ess_tail`).
+    - divergences after warmup;
+    - chains that look stuck (a step size under 1/1000 of the chains' median, or a log
+      density that never changed), named with their step size;
+    - R-hat above 1.01 (rank-normalised split R-hat, Vehtari et al. 2021,
+      `arviz.rhat`);
+    - bulk or tail ESS (`arviz.ess`) below 100 per chain, the rule of Vehtari et al.
+      2021 and Stan's `stansummary` (400 for 4 chains).
+
+    R-hat and ESS sentences name the (at most three) worst scalars, as `name[i, j]`
+    over the variable's own axes. Values that do not vary (constant deterministics)
+    are skipped. The numbers are also stored in `idata.sample_stats.attrs`
+    (`num_divergences`, `stuck_chains`, `max_rhat`, `min_ess_bulk`, `min_ess_tail`,
+    `min_ess_required`).
     """
     problems = []
     post = idata["posterior"]
@@ -141,7 +147,8 @@ def diagnose(idata: az.InferenceData) -> list[str]:
     if stats is None or post.sizes.get("draw", 0) < 4:
         return ["too few draws to diagnose"]
     n_div = int(stats["diverging"].sum())
-    summary: dict[str, Any] = {"num_divergences": n_div}
+    required = _ESS_PER_CHAIN * int(post.sizes["chain"])
+    summary: dict[str, Any] = {"num_divergences": n_div, "min_ess_required": required}
     if n_div:
         problems.append(f"{n_div} divergent transitions after warmup")
     stuck = _stuck_chains(stats)
@@ -154,14 +161,18 @@ def diagnose(idata: az.InferenceData) -> list[str]:
             "or a smaller init_jitter)"
         )
     with np.errstate(divide="ignore", invalid="ignore"):
-        found = _rhat_ess(list(post.data_vars.values()))
+        found, worst = _rhat_ess(post)
     summary |= found
     if found:
-        if summary.get("max_rhat", 0.0) > 1.01:
-            problems.append(f"max R-hat {summary['max_rhat']:.3f} > 1.01")
+        # written so that a NaN (a scalar constant in some chains only) is a problem too
+        if not summary.get("max_rhat", 1.0) <= 1.01:
+            problems.append(f"max R-hat {summary['max_rhat']:.3f} > 1.01 ({worst['max_rhat']})")
         for key, label in (("min_ess_bulk", "bulk"), ("min_ess_tail", "tail")):
-            if summary[key] < 400:
-                problems.append(f"min {label} ESS {summary[key]:.0f} < 400")
+            if not summary[key] >= required:
+                problems.append(
+                    f"min {label} ESS {summary[key]:.0f} < {required} "
+                    f"({_ESS_PER_CHAIN} per chain; {worst[key]})"
+                )
     stats.attrs.update(summary)
     return problems
 
@@ -188,53 +199,83 @@ def _stuck_chains(stats: xr.Dataset) -> list[tuple[int, str]]:
     return out
 
 
-def _blocks(v: xr.DataArray) -> Iterator[np.ndarray]:
+def _blocks(v: xr.DataArray) -> Iterator[tuple[int, np.ndarray]]:
     """`v` `(chain, draw, ...)` as host blocks `(chain, draw, k)` of at most `_BLOCK`
-    values, sliced along its first non-sample axis: a variable backed lazily by a
-    checkpoint is read one block at a time, never whole."""
+    values, sliced along its first non-sample axis, each with the flat index (over
+    `v`'s own axes) of its first scalar: a variable backed lazily by a checkpoint is
+    read one block at a time, never whole."""
     if v.ndim == 2:
-        yield np.asarray(v.values).reshape(*v.shape, 1)
+        yield 0, np.asarray(v.values).reshape(*v.shape, 1)
         return
     per_row = int(np.prod(v.shape)) // v.shape[2]
     step = max(1, _BLOCK // max(per_row, 1))
+    row = per_row // (v.shape[0] * v.shape[1])
     for start in range(0, v.shape[2], step):
         block = np.asarray(v[:, :, start : start + step].values)
-        yield block.reshape(*block.shape[:2], -1)
+        yield start * row, block.reshape(*block.shape[:2], -1)
 
 
-def _rhat_ess(values: list[xr.DataArray]) -> dict[str, float]:
-    """Max rank R-hat, min bulk and tail ESS over every scalar of `(chain, draw, ...)`
-    variables that varies (constant deterministics are skipped), by
+def _rhat_ess(post: xr.Dataset) -> tuple[dict[str, float], dict[str, str]]:
+    """Max rank R-hat, min bulk and tail ESS over every scalar of the `(chain, draw,
+    ...)` variables of `post` that varies (constant deterministics are skipped), and
+    for each the three worst scalars as text (`"theta[3] 1.64, tau 1.30"`), by
     `arviz_stats.base.array_stats` (ArviZ's array functions: the same numbers as
     `arviz.rhat`/`arviz.ess`, vectorised over the scalars, about five times faster on
     a 10,000-parameter model). Scalars go in blocks of at most `_BLOCK` values, so the
     rank-normalised copies stay small next to the draws. Empty if none varies."""
+    values = list(post.data_vars.values())
     if not values:
-        return {}
-    checks: list[tuple[str, str, dict[str, Any], Any]] = []
+        return {}, {}
+    checks: list[tuple[str, str, dict[str, Any], int]] = []
     if values[0].shape[0] > 1:
-        checks.append(("max_rhat", "rhat", {}, np.nanmax))
+        checks.append(("max_rhat", "rhat", {}, -1))  # -1: the largest is the worst
     checks += [
-        ("min_ess_bulk", "ess", {"method": "bulk"}, np.nanmin),
-        ("min_ess_tail", "ess", {"method": "tail", "prob": (0.05, 0.95)}, np.nanmin),
+        ("min_ess_bulk", "ess", {"method": "bulk"}, 1),
+        ("min_ess_tail", "ess", {"method": "tail", "prob": (0.05, 0.95)}, 1),
     ]
-    found: dict[str, list[np.ndarray]] = {key: [] for key, *_ in checks}
+    # per check: the worst scalars seen so far, as (sort key, value, name, flat index)
+    found: dict[str, list[tuple[float, float, str, int]]] = {key: [] for key, *_ in checks}
+    any_varies = False
     for v in values:
-        for block in _blocks(v):
+        for offset, block in _blocks(v):
             # max > min, not std > 0: a reduction, where std would allocate again
-            block = block[:, :, block.max(axis=(0, 1)) > block.min(axis=(0, 1))]
-            if block.shape[2] == 0:
+            varies = np.flatnonzero(block.max(axis=(0, 1)) > block.min(axis=(0, 1)))
+            if varies.size == 0:
                 continue
-            for key, name, kwargs, _ in checks:
-                fn = getattr(array_stats, name)
-                found[key].append(fn(block, chain_axis=0, draw_axis=1, **kwargs))
-    out: dict[str, float] = {}
-    for key, _, _, reduce in checks:
-        if not found[key]:
-            return {}
-        all_ = np.concatenate(found[key])
-        out[key] = float(reduce(all_)) if np.isfinite(all_).any() else float("nan")
-    return out
+            any_varies = True
+            block = block[:, :, varies]
+            for key, name, kwargs, sign in checks:
+                got = getattr(array_stats, name)(block, chain_axis=0, draw_axis=1, **kwargs)
+                # a non-finite R-hat or ESS (a chain that never moved) is the worst of all
+                order = np.where(np.isfinite(got), sign * got, -np.inf)
+                top = np.argsort(order, kind="stable")[:_WORST]
+                found[key] += [
+                    (float(order[i]), float(got[i]), str(v.name), offset + int(varies[i]))
+                    for i in top
+                ]
+                found[key] = sorted(found[key])[:_WORST]
+    if not any_varies:
+        return {}, {}
+    shapes = {str(v.name): v.shape[2:] for v in values}
+    summary = {key: found[key][0][1] for key, *_ in checks}
+    worst = {
+        key: ", ".join(
+            f"{_scalar_label(name, shapes[name], i)} {value:{_FORMAT[key]}}"
+            for _, value, name, i in found[key]
+        )
+        for key, *_ in checks
+    }
+    return summary, worst
+
+
+def _scalar_label(name: str, shape: tuple[int, ...], flat_index: int) -> str:
+    """`theta[3, 1]` for the scalar at `flat_index` of a variable of `shape`."""
+    if not shape:
+        return name
+    return f"{name}[{', '.join(map(str, np.unravel_index(flat_index, shape)))}]"
 
 
 _BLOCK = 2**22  # values (32 MiB of float64) per block of scalars in `_rhat_ess`
+_WORST = 3  # scalars named per R-hat or ESS sentence
+_ESS_PER_CHAIN = 100  # the least bulk and tail ESS per chain (Vehtari et al. 2021)
+_FORMAT = {"max_rhat": ".3f", "min_ess_bulk": ".0f", "min_ess_tail": ".0f"}

@@ -1,3 +1,4 @@
+import contextlib
 import warnings
 
 import hypothesis
@@ -15,4 +16,18 @@ def x64():
     import jax
 
     with jax.enable_x64(True):
+        yield
+
+
+# A test of mechanics (chunks, starts, layout, compilation) on a run too short to
+# diagnose: the closing "Sampling diagnostics" SamplingWarning is expected there, and
+# any other SamplingWarning (an interrupt, a bad start) still fails the test.
+short_run = pytest.mark.filterwarnings("ignore:Sampling diagnostics:logdensity.SamplingWarning")
+
+
+@contextlib.contextmanager
+def short_runs():
+    """`short_run` for the runs inside a `with` block only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sampling diagnostics", UserWarning)
         yield

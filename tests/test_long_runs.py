@@ -20,8 +20,12 @@ import zarr
 import logdensity as ld
 from logdensity._sample import _host
 from tests import _long_run, models
+from tests.conftest import short_run
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# checkpoints, kills and resumes of 2 chains x 60 draws: too short to diagnose
+pytestmark = short_run
 
 
 def _commit(path):
@@ -96,6 +100,45 @@ def test_a_killed_run_resumes_in_a_fresh_process_to_the_same_draws(
     np.testing.assert_allclose(resumed["lp"], full.sample_stats["lp"].values, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(resumed["draw"], np.arange(_long_run.KWARGS["num_samples"]))
     assert _commit(path)["phase"] == "done"
+
+
+@pytest.mark.parametrize("phase", ["warmup", "sampling", "diagnostics"])
+def test_a_real_ctrl_c_returns_the_draws_of_the_uninterrupted_run(tmp_path, x64, phase):
+    """A SIGINT to a child sampling in memory (no checkpoint), after two chunks of
+    warmup or of sampling, or while the closing diagnostics run: `sample` returns, and
+    its draws are the first draws of one uninterrupted run with the same key (every
+    draw, when the diagnostics were interrupted)."""
+    path = str(tmp_path / "run")
+    child = _child("memory", path, "vectorized", phase)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and child.poll() is None:
+        if os.path.exists(path + ".ready"):
+            child.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.05)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err[-3000:]
+    got = np.load(path + ".npz")
+    assert str(got["interrupted"]) == phase
+    (message,) = [w for w in got["warnings"] if w.startswith("Interrupted")]
+    assert message.startswith(f"Interrupted during {phase}"), message
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ld.SamplingWarning)
+        full = ld.sample(
+            _long_run.model(),
+            jax.random.key(3),
+            progress_bar=False,
+            save_warmup=True,
+            **_long_run.KWARGS,
+        )
+    n_warmup, n = got["warmup_mu"].shape[1], got["mu"].shape[1]
+    expected = {"warmup": (20, 0), "sampling": (60, 20), "diagnostics": (60, 60)}[phase]
+    assert (n_warmup, n) == expected
+    np.testing.assert_array_equal(
+        got["warmup_mu"], full.warmup_posterior["mu"].values[:, :n_warmup]
+    )
+    np.testing.assert_array_equal(got["mu"], full.posterior["mu"].values[:, :n])
+    np.testing.assert_array_equal(got["lp"], full.sample_stats["lp"].values[:, :n])
 
 
 class _Interrupt:

@@ -2,9 +2,10 @@
 injected into Equinox modules with `eqx.tree_at`, sampled with `logdensity.sample`.
 
 Noisy sinc, 100 training points in [-10, 10], noise sd 0.05, R² of the posterior-mean
-function on a 400-point test grid against the noiseless sinc. Fast settings (2 chains);
-the thresholds are the tutorial's: linear < 0.3 (a negative control: a line cannot fit a
-sinc), MLP > 0.7, RFF > 0.8, hierarchical-amplitude RFF GP > 0.8, deep RFF > 0.7.
+function on a 400-point test grid against the noiseless sinc, and the noise sd recovered.
+4 chains of 1,000 draws (R-hat over the grid's 400 values needs them); the thresholds
+are the tutorial's: linear < 0.3 (a negative control: a line cannot fit a sinc),
+MLP > 0.7, RFF > 0.8, hierarchical-amplitude RFF GP > 0.8, deep RFF > 0.7.
 """
 
 import jax
@@ -135,29 +136,47 @@ def r2(f_grid, x_grid):
     return 1 - np.sum((f_grid - truth) ** 2) / np.sum((truth - truth.mean()) ** 2)
 
 
-def fit(name, num_warmup=400, num_samples=300):
+def fit(name, num_warmup=400, num_samples=1000, **kwargs):
     x, y, x_grid = data()
     model_fn, net = _networks()[name]
     model = ld.from_numpyro(model_fn, net, x, y, x_grid)
-    idata = ld.sample(model, jax.random.key(2), num_chains=2, num_warmup=num_warmup,
-                      num_samples=num_samples, progress_bar=False)  # fmt: skip
+    idata = ld.sample(model, jax.random.key(2), num_warmup=num_warmup, num_samples=num_samples,
+                      progress_bar=False, **kwargs)  # fmt: skip
     f_mean = idata.posterior["f_grid"].mean(("chain", "draw")).values
     return r2(f_mean, x_grid), idata
 
 
 @pytest.mark.parametrize(
-    ("name", "low", "high"),
+    ("name", "min_r2", "kwargs", "warns"),
     [
-        ("linear", -np.inf, 0.3),
-        ("rff", 0.8, 1.0),
-        ("rff_gp", 0.8, 1.0),
-        pytest.param("mlp", 0.7, 1.0, marks=pytest.mark.slow),
-        pytest.param("deep_rff", 0.7, 1.0, marks=pytest.mark.slow),
+        ("rff", 0.8, {}, None),
+        # the amplitude's hierarchy is a funnel: 7 divergences in 4,000 draws at 0.8
+        ("rff_gp", 0.8, {"target_acceptance_rate": 0.95}, None),
+        # hidden units permute and flip sign: chains settle in different modes
+        pytest.param("mlp", 0.7, {}, "R-hat", marks=pytest.mark.slow),
+        # two layers: 10 divergences in 4,000 draws (measured), a warning we expect
+        pytest.param("deep_rff", 0.7, {}, "divergent transitions", marks=pytest.mark.slow),
     ],
 )
-def test_masterclass_r2(name, low, high):
-    score, idata = fit(name)
-    assert low < score < high, f"{name}: R² = {score:.3f}"
+def test_masterclass_fits_the_sinc(name, min_r2, kwargs, warns):
+    """The tutorial's R² threshold, and the noise: the true sd 0.05 lies in the 99%
+    posterior interval of sigma, so the fit neither misses the signal (sigma too
+    large) nor chases the noise (too small)."""
+    if warns:
+        with pytest.warns(ld.SamplingWarning, match=warns):
+            score, idata = fit(name, **kwargs)
+    else:
+        score, idata = fit(name, **kwargs)
+    assert score > min_r2, f"{name}: R² = {score:.3f}"
+    lo, hi = np.quantile(idata.posterior["sigma"].values, [0.005, 0.995])
+    assert lo < 0.05 < hi, (name, lo, hi)
     # the module's weights came back under their site names
-    assert "f_grid" in idata.posterior
     assert idata.posterior["f_grid"].shape[-1] == 400
+
+
+def test_a_line_cannot_fit_the_sinc():
+    """The negative control: R² under 0.3, and the noise sd takes up what the line
+    misses (the sinc's sd about the best line, about 0.3, measured; the noise is 0.05)."""
+    score, idata = fit("linear")
+    assert score < 0.3, f"R² = {score:.3f}"
+    assert float(idata.posterior["sigma"].mean()) > 0.2

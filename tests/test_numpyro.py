@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy
 
 numpyro = pytest.importorskip("numpyro")
 import arviz as az  # noqa: E402
@@ -17,6 +18,7 @@ from logdensity import zoo  # noqa: E402
 from logdensity.adapters import add_numpyro_predictive  # noqa: E402
 from logdensity.testing import check_logdensity  # noqa: E402
 
+from .conftest import short_run  # noqa: E402
 from .models import compiled_programs  # noqa: E402
 from .posteriordb_models import garch_numpyro, load  # noqa: E402
 
@@ -94,6 +96,7 @@ def test_log_density_is_minus_numpyro_potential(x64):
     assert jnp.allclose(model(p), -info.potential_fn(p), rtol=1e-12)
 
 
+@short_run
 def test_inference_data_has_plate_dims_and_deterministics():
     model = ld.from_numpyro(
         eight_schools, SCHOOLS_SIGMA, y=SCHOOLS_Y, coords={"school": list("ABCDEFGH")}
@@ -142,6 +145,7 @@ def test_subsampled_plate_names_the_plate():
         ld.from_numpyro(model, np.zeros(100))
 
 
+@short_run
 def test_new_data_of_the_same_shape_does_not_recompile():
     kw = {"num_chains": 3, "num_warmup": 30, "num_samples": 20, "progress_bar": False}
     a = ld.from_numpyro(eight_schools, SCHOOLS_SIGMA, y=SCHOOLS_Y)
@@ -176,18 +180,21 @@ def linear_regression(x, y=None):
         numpyro.sample("y", dist.Normal(a * x + b, sigma), obs=y)
 
 
-def _linear_data():
+def _linear_data(n=80):
     rng = np.random.default_rng(0)
-    x = rng.uniform(-2, 2, 80)
-    return x, 1.5 * x - 0.5 + 0.3 * rng.normal(size=80)
+    x = rng.uniform(-2, 2, n)
+    return x, 1.5 * x - 0.5 + 0.3 * rng.normal(size=n)
 
 
 def test_linear_regression_agrees_with_numpyro_mcmc():
     """Seed tutorial 1: NumPyro's own MCMC(NUTS) and logdensity.sample agree within
-    Monte Carlo error: |m1 - m2| / sqrt(mcse1^2 + mcse2^2) < 4 for a, b, sigma."""
+    Monte Carlo error: |m1 - m2| / sqrt(mcse1^2 + mcse2^2) < 4 for a, b, sigma, and
+    sds within 10%. Eight points, so that the prior and the Jacobian of sigma's log
+    transform matter: with that Jacobian dropped, sigma's z is 7.7 and its sd 23% off
+    (measured; with 80 points it passed)."""
     from numpyro.infer import MCMC, NUTS
 
-    x, y = _linear_data()
+    x, y = _linear_data(8)
     mcmc = MCMC(NUTS(linear_regression), num_warmup=500, num_samples=1000, num_chains=4,
                 chain_method="vectorized", progress_bar=False)  # fmt: skip
     mcmc.run(jax.random.key(1), x, y=y)
@@ -200,13 +207,12 @@ def test_linear_regression_agrees_with_numpyro_mcmc():
         s2 = float(az.mcse(ours[[name]])[name])
         assert abs(m1 - m2) / np.hypot(s1, s2) < 4, name
         assert abs(float(theirs[name].std()) / float(ours[name].std()) - 1) < 0.1, name
-    assert abs(float(ours["a"].mean()) - 1.5) < 0.1  # the truth, for good measure
-    assert abs(float(ours["sigma"].mean()) - 0.3) < 0.05
+    for name, truth in (("a", 1.5), ("b", -0.5)):  # the truth, within 4 posterior sd
+        assert abs(float(ours[name].mean()) - truth) < 4 * float(ours[name].std()), name
 
 
-def test_posterior_and_prior_predictive():
-    from numpyro.infer import Predictive
-
+@short_run
+def test_posterior_predictive_and_log_likelihood():
     x, y = _linear_data()
     model = ld.from_numpyro(linear_regression, x, y=y)
     idata = ld.sample(model, jax.random.key(0), num_chains=2, **FAST)
@@ -216,17 +222,22 @@ def test_posterior_and_prior_predictive():
     pp = idata.posterior_predictive["y"]
     assert pp.dims == ("chain", "draw", "point")
     assert pp.shape == (2, 300, 80)
-    assert idata.log_likelihood["y"].shape == (2, 300, 80)
+    # the pointwise log-likelihood is log N(y_i | a x_i + b, sigma) at each draw
+    post = idata.posterior
+    mean = post["a"].values[..., None] * x + post["b"].values[..., None]
+    expected = scipy.stats.norm.logpdf(y, mean, post["sigma"].values[..., None])
+    np.testing.assert_allclose(idata.log_likelihood["y"].values, expected, rtol=1e-4, atol=1e-5)
+    assert idata.log_likelihood["y"].dims == ("chain", "draw", "point")
     np.testing.assert_allclose(idata.observed_data["y"].values, y)
     # simulated data scatter around the fit with the noise sd
     resid = pp.values - pp.values.mean(axis=(0, 1))
     assert 0.25 < resid.std() < 0.4
     # pointwise log-likelihood feeds ArviZ's LOO
     loo = az.loo(idata)
-    assert np.isfinite(loo.elpd_loo)
-    # prior predictive: NumPyro's own Predictive works on the same model function
-    prior = Predictive(linear_regression, num_samples=100)(jax.random.key(3), x)
-    assert prior["y"].shape == (100, 80)
+    # LOO's effective number of parameters of a well-specified regression: about 3 (a,
+    # b, sigma), and elpd_loo below the in-sample lppd by that much
+    lppd = float(np.sum(scipy.special.logsumexp(expected.reshape(-1, 80), axis=0) - np.log(600)))
+    assert 2.0 < lppd - float(loo.elpd_loo) < 4.5, (lppd, loo)
 
 
 @pytest.mark.slow

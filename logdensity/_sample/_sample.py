@@ -34,7 +34,8 @@ __all__ = ["SamplingWarning", "resume", "sample"]
 
 class SamplingWarning(UserWarning):
     """Sampling finished but its diagnostics say the draws may not be trustworthy:
-    divergences, R-hat above 1.01, bulk or tail ESS below 400, or an interrupted run."""
+    divergences, R-hat above 1.01, bulk or tail ESS below 100 per chain, or an
+    interrupted run."""
 
 
 def sample(
@@ -70,7 +71,11 @@ def sample(
     moves. Each compiled function is traced once per model structure and settings.
 
     Chain `c`'s randomness is `fold_in(split(rng_key)[c], step)`, so the same `rng_key`
-    gives the same draws whatever the `chain_method` and `chunk_size`.
+    gives the same draws whatever the `chunk_size`, and the same starts and random
+    streams whatever the `chain_method`. The methods' programs are compiled apart and
+    round differently in the last bit; NUTS amplifies that over many steps (a warmup is
+    enough, in float32), so across methods the draws agree exactly only over a short
+    run from the same state, and otherwise in distribution.
 
     **Arguments:**
 
@@ -140,11 +145,14 @@ def sample(
       `logdensity`, its `step` count and `rng_key` data; absent if warmup was
       interrupted;
     - attrs: backend, library versions, `warmup_time` and `sampling_time` (seconds, wall
-      clock, compilation included), `interrupted`.
+      clock, compilation included), `interrupted` (`""`, or the phase a Ctrl-C stopped:
+      `"warmup"`, `"sampling"` or `"diagnostics"`).
 
     A `KeyboardInterrupt` stops at the current chunk and returns the draws completed so
-    far, with a `SamplingWarning`. At the end, a `SamplingWarning` lists divergences,
-    R-hat > 1.01 and bulk/tail ESS < 400 (computed by ArviZ).
+    far, with a `SamplingWarning` (one during the closing diagnostics returns every
+    draw, undiagnosed). At the end, one `SamplingWarning` lists what
+    `logdensity.diagnose` finds: divergences, stuck chains, R-hat > 1.01 and bulk/tail
+    ESS under 100 per chain (computed by ArviZ), naming the worst variables.
 
     **Raises:**
 
@@ -468,7 +476,16 @@ def _phases(
 
 
 def _warn_on_diagnostics(idata: az.InferenceData) -> None:
-    problems = diagnose(idata)
+    """One `SamplingWarning` listing `diagnose`'s problems, if any. A Ctrl-C while
+    ArviZ computes R-hat and ESS (minutes on a large run) keeps every draw: the run is
+    returned undiagnosed, `attrs["interrupted"] == "diagnostics"`."""
+    try:
+        problems = diagnose(idata)
+    except KeyboardInterrupt:
+        idata.attrs["interrupted"] = "diagnostics"
+        message = "Interrupted during diagnostics: returning every draw, undiagnosed."
+        warnings.warn(message, SamplingWarning, stacklevel=4)
+        return
     if problems:
         message = "Sampling diagnostics: " + "; ".join(problems) + "."
         warnings.warn(message, SamplingWarning, stacklevel=4)
