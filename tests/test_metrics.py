@@ -22,7 +22,7 @@ COV = np.array(
     ]
 )
 PRECISION = np.linalg.inv(COV)
-RUN = {"num_warmup": 600, "num_samples": 300, "progress_bar": False}
+RUN = {"num_warmup": 600, "num_samples": 600, "progress_bar": False}
 
 
 def _gaussian():
@@ -52,8 +52,7 @@ def _matrix(metric, adaptation, chain):
 
 @pytest.fixture(scope="module")
 def runs():
-    with jax.enable_x64(True), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ld.SamplingWarning)
+    with jax.enable_x64(True):
         model = _gaussian()
         return {
             metric: ld.sample(model, jax.random.key(0), metric=metric, **RUN)

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 from jax.scipy.stats import norm
 
 import logdensity as ld
@@ -161,4 +162,15 @@ def test_a_tiny_sbc_run(x64):
         k: (20,) for k in ("weight", "bias", "noise")
     }
     assert result.divergences.shape == (20,)
-    assert 0 <= result.p_value <= 1
+    assert result.divergences.dtype.kind == "i"
+    assert result.divergences.min() >= 0
+    for name, ranks in result.ranks.items():
+        assert ranks.min() >= 0, name
+        assert ranks.max() <= 19, name
+        # a calibrated model's ranks are uniform on 0..19: mean 9.5, sd of the mean of
+        # 20 of them 1.3; 5 is nearly 4 of those
+        assert abs(ranks.mean() - 9.5) < 5, (name, ranks)
+        # the p-value is Pearson's chi-square of these ranks in 4 bins of 5
+        counts = np.bincount(ranks // 5, minlength=4)
+        assert result.p_values[name] == pytest.approx(scipy.stats.chisquare(counts).pvalue)
+    assert result.p_value == pytest.approx(min(1.0, 3 * min(result.p_values.values())))

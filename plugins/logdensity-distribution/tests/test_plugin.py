@@ -26,7 +26,10 @@ def x64():
     ids=["normal", "gamma", "dirichlet", "lkj-cholesky"],
 )
 def test_conforms(distribution, x64):
-    check_logdensity(ld.adapt(distribution))
+    """Every check of the kit; on the distributions of at most 2 unconstrained
+    coordinates also the normalisation by quadrature, which sees a missing Jacobian."""
+    model = ld.adapt(distribution)
+    check_logdensity(model, normalized=model.flat.dim <= 2)
 
 
 def test_found_through_the_entry_point():
