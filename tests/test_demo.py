@@ -6,10 +6,12 @@ import subprocess
 import sys
 
 import arviz as az
+import pytest
 
 from logdensity._demo import installed_builders
 
 
+@pytest.mark.slow  # every backend, 4 chains, in a fresh process: 95 s on 2 busy cores
 def test_demo_writes_netcdf_and_png(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "logdensity", "demo", "--out", str(tmp_path),

@@ -149,9 +149,9 @@ def fit(name, num_warmup=400, num_samples=1000, **kwargs):
 @pytest.mark.parametrize(
     ("name", "min_r2", "kwargs", "warns"),
     [
-        ("rff", 0.8, {}, None),
+        pytest.param("rff", 0.8, {}, None, marks=pytest.mark.slow),
         # the amplitude's hierarchy is a funnel: 7 divergences in 4,000 draws at 0.8
-        ("rff_gp", 0.8, {"target_acceptance_rate": 0.95}, None),
+        pytest.param("rff_gp", 0.8, {"target_acceptance_rate": 0.95}, None, marks=pytest.mark.slow),
         # hidden units permute and flip sign: chains settle in different modes
         pytest.param("mlp", 0.7, {}, "R-hat", marks=pytest.mark.slow),
         # two layers: 10 divergences in 4,000 draws (measured), a warning we expect
