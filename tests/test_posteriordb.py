@@ -14,6 +14,7 @@ Centered eight schools is the negative control: its funnel defeats NUTS, and the
 checks that `logdensity.sample` says so (a `SamplingWarning` naming divergences).
 """
 
+import warnings
 import zlib
 
 import arviz as az
@@ -81,6 +82,10 @@ def compare(idata, ref):
     return bar, rows
 
 
+# the closing warning when its only problem is divergences (the tests bound their count)
+RARE_DIVERGENCES = r"Sampling diagnostics: \d+ divergent transitions after warmup\.$"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("posterior", "backend"), CASES, ids=[f"{p}-{b}" for p, b in CASES])
 def test_matches_reference_posterior(posterior, backend, x64):
@@ -93,14 +98,17 @@ def test_matches_reference_posterior(posterior, backend, x64):
     target = TARGET_ACCEPTANCE.get(posterior, 0.9)
     num_samples = NUM_SAMPLES.get(posterior, 1000)
     metric = METRIC.get(posterior, "diag")
-    idata = ld.sample(
-        model,
-        key,
-        target_acceptance_rate=target,
-        num_samples=num_samples,
-        metric=metric,
-        progress_bar=False,
-    )
+    with warnings.catch_warnings():
+        # a warning about divergences alone is bounded below; any other still fails
+        warnings.filterwarnings("ignore", RARE_DIVERGENCES, ld.SamplingWarning)
+        idata = ld.sample(
+            model,
+            key,
+            target_acceptance_rate=target,
+            num_samples=num_samples,
+            metric=metric,
+            progress_bar=False,
+        )
     bar, rows = compare(idata, ref)
     divergences = int(idata.sample_stats["diverging"].sum())
     worst_z = max(rows, key=lambda r: abs(r["z"]))
