@@ -139,6 +139,10 @@ def test_a_real_ctrl_c_returns_the_draws_of_the_uninterrupted_run(tmp_path, x64,
     )
     np.testing.assert_array_equal(got["mu"], full.posterior["mu"].values[:, :n])
     np.testing.assert_array_equal(got["lp"], full.sample_stats["lp"].values[:, :n])
+    # the draws are where the sampler was: lp is the log density at each returned draw
+    model = _long_run.model()
+    lp = jax.vmap(lambda mu: model({"mu": mu}))(jnp.asarray(got["mu"].reshape(-1, 3)))
+    np.testing.assert_allclose(got["lp"].reshape(-1), lp, rtol=1e-10)
 
 
 class _Interrupt:

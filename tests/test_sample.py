@@ -294,7 +294,12 @@ def test_interrupt_returns_the_draws_so_far(monkeypatch):
     assert idata.posterior.sizes["draw"] == 100
     assert idata.sample_stats.sizes["draw"] == 100
     assert idata.attrs["interrupted"] == "sampling"
-    # the draws so far are those of the uninterrupted run, not a placeholder
+    # the draws are where the sampler was: lp, from the sample stats, is the log density
+    # at each returned draw (a placeholder would have the full run's placeholder too)
+    draws = jnp.asarray(idata.posterior["mu"].values.reshape(-1, 3))
+    lp = jax.vmap(lambda mu: model({"mu": mu}))(draws)
+    np.testing.assert_allclose(idata.sample_stats["lp"].values.reshape(-1), lp, rtol=1e-5)
+    # and the draws so far are those of the uninterrupted run
     first = {"draw": slice(0, 100)}
     for group, name in (("posterior", "mu"), ("posterior", "mu_total"), ("sample_stats", "lp")):
         np.testing.assert_array_equal(

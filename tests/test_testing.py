@@ -127,16 +127,18 @@ def _first_of_batch_rule(axis_size, in_batched, x):  # a wrong batching rule
     return jnp.broadcast_to(x[0], x.shape), True
 
 
-def _retracing_model(good):
-    """A pytree model whose static data is a fresh object at every flattening."""
+def _retracing_model(good, per):
+    """A pytree model whose static data is a fresh object at every flattening
+    (`per="flattening"`: every call retraces), or per instance (`"instance"`: one trace
+    per model object, so every equal model rebuilt, e.g. with new data, retraces)."""
 
     @jax.tree_util.register_pytree_node_class
     class Retracing:
         def __init__(self, model):
-            self.model = model
+            self.model, self.aux = model, object()
 
         def tree_flatten(self):
-            return (self.model,), object()
+            return (self.model,), (object() if per == "flattening" else self.aux)
 
         @classmethod
         def tree_unflatten(cls, aux, children):
@@ -174,7 +176,8 @@ def _breakages():
         "scalar": dict(call=lambda p: jnp.stack([good(p)])),
         "finite": dict(call=lambda p: good(p) - jnp.inf),
         "dtype": dict(call=f32),
-        "one trace per shape": None,  # built apart: a pytree
+        "one trace per shape": "flattening",  # built apart: pytrees
+        "one trace per structure": "instance",
         "eager == jit": dict(call=lambda p: good(p) + isinstance(p["log_sigma"], jax.core.Tracer)),
         "vmap": dict(call=lambda p: good({"log_sigma": _first_of_batch(p["log_sigma"])})),
         "constrain": dict(constrain=lambda p: {}),
@@ -201,7 +204,10 @@ def test_the_conformance_kit_passes_a_good_model(x64):
 def test_each_conformance_check_fails_on_a_model_that_breaks_it(check, x64):
     good = _half_normal()
     overrides = _breakages()[check]
-    broken = _retracing_model(good) if overrides is None else _Broken(good, **overrides)
+    if isinstance(overrides, str):
+        broken = _retracing_model(good, per=overrides)
+    else:
+        broken = _Broken(good, **overrides)
     with pytest.raises(AssertionError, match=rf"check_logdensity: {re.escape(check)} failed"):
         check_logdensity(broken, normalized=True)
 

@@ -112,6 +112,13 @@ LISTED: list[tuple[str, str, str, str, str]] = [
         "tests/test_testing.py::test_each_conformance_check_fails_on_a_model_that_breaks_it",
     ),
     (
+        "check_logdensity: the one-trace-per-structure check disabled",
+        "logdensity/testing/_conformance.py",
+        "    if is_pytree:\n        jitted(",
+        "    if False:\n        jitted(",
+        "tests/test_testing.py::test_each_conformance_check_fails_on_a_model_that_breaks_it",
+    ),
+    (
         "given initial positions shifted by 0.5",
         "logdensity/_sample/_starts.py",
         "out.append(got)",

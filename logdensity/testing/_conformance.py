@@ -52,9 +52,10 @@ def check_logdensity(
        unconstrained coordinates;
     6. `unconstrain(constrain(p))` gives back `p` (where `unconstrain` is implemented)
        and `constrain` returns every name in `variables`;
-    7. one trace per structure: a second position of the same shape does not retrace a
-       `jit`-compiled call, and neither does the model rebuilt from its own pytree
-       leaves (when it is a pytree, as `sample` passes it to its compiled programs);
+    7. one trace per shape and per structure: a second position of the same shape does
+       not retrace a `jit`-compiled call, and, when the model is a pytree (as `sample`
+       passes it to its compiled programs), neither does the model rebuilt from its
+       own leaves (an equal model, e.g. one with new data of the same shape);
     8. with `normalized=True`, for a model of at most 2 unconstrained coordinates whose
        log density is a normalised one (a prior, or a distribution, with every
        constant): the density on the unconstrained space integrates to 1 (within 1e-3
@@ -172,7 +173,7 @@ def _check_one_trace(logdensity: LogDensity, points: PyTree, num_points: int) ->
         jitted(jax.tree.unflatten(treedef, leaves), jax.tree.map(lambda x: x[0], points))
         if len(traces) != 1:
             raise _fail(
-                "one trace per shape",
+                "one trace per structure",
                 "the model rebuilt from its own pytree leaves retraced: its static "
                 "(auxiliary) data does not compare equal across flattenings",
             )
