@@ -225,6 +225,7 @@ def test_new_data_reuse_compiled_code():
     assert float(f(model)) != float(f(again))
 
 
+@pytest.mark.slow  # the fast suite has the same check in tests/test_zoo.py
 def test_rat_tumors_equinox_agrees_with_jax(x64):
     agreement = logdensity_offsets(
         zoo.build("rat_tumors", "jax"),

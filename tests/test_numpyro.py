@@ -159,6 +159,7 @@ def test_new_data_of_the_same_shape_does_not_recompile():
     assert a(a.initial_position) != b(b.initial_position)
 
 
+@pytest.mark.slow  # the fast suite has the same density check in tests/test_zoo.py
 def test_numpyro_and_jax_rat_tumors_agree(x64):
     from logdensity._demo import logdensity_offsets
 
