@@ -84,3 +84,26 @@ def compiled_programs() -> dict[str, int]:
     from logdensity._sample import _programs
 
     return {"start": _programs.start._cache_size(), "chunk": _programs.chunk._cache_size()}
+
+
+@jax.custom_jvp
+def nan_gradient(x):
+    """0 everywhere, with a NaN derivative: a finite log density, a NaN gradient."""
+    return 0.0 * x
+
+
+@nan_gradient.defjvp
+def _nan_gradient_jvp(primals, tangents):
+    return nan_gradient(primals[0]), jnp.nan * tangents[0]
+
+
+def eight_schools_half_normal(y, sigma):
+    """NumPyro's non-centered eight schools with mu ~ N(0, 5), tau ~ HalfNormal(5)."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    tau = numpyro.sample("tau", dist.HalfNormal(5.0))
+    with numpyro.plate("school", 8):
+        theta_trans = numpyro.sample("theta_trans", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(mu + tau * theta_trans, sigma), obs=y)

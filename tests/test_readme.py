@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from . import models
+
 README = Path(__file__).parent.parent / "README.md"
 
 
@@ -21,19 +23,10 @@ def test_quickstart_runs():
     pytest.importorskip("numpyro")
     import arviz as az
     import jax
-    import numpyro
-    import numpyro.distributions as dist
     from numpyro.infer import MCMC, NUTS
 
-    def eight_schools(y, s):
-        mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
-        tau = numpyro.sample("tau", dist.HalfNormal(5.0))
-        with numpyro.plate("school", 8):
-            z = numpyro.sample("z", dist.Normal(0.0, 1.0))
-            numpyro.sample("y", dist.Normal(mu + tau * z, s), obs=y)
-
-    mcmc = MCMC(NUTS(eight_schools), num_warmup=1000, num_samples=1000, num_chains=4,
-                chain_method="vectorized", progress_bar=False)  # fmt: skip
+    mcmc = MCMC(NUTS(models.eight_schools_half_normal), num_warmup=1000, num_samples=1000,
+                num_chains=4, chain_method="vectorized", progress_bar=False)  # fmt: skip
     mcmc.run(jax.random.key(1), namespace["y"], namespace["s"])
     theirs = az.from_numpyro(mcmc).posterior
     ours = idata.posterior

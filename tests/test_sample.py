@@ -322,17 +322,6 @@ def test_interrupt_during_warmup_returns_an_empty_posterior(monkeypatch):
     assert idata.attrs["interrupted"] == "warmup"
 
 
-@jax.custom_jvp
-def _nan_gradient(x):
-    """0 everywhere, with a NaN derivative: a finite log density, a NaN gradient."""
-    return 0.0 * x
-
-
-@_nan_gradient.defjvp
-def _nan_gradient_jvp(primals, tangents):
-    return _nan_gradient(primals[0]), jnp.nan * tangents[0]
-
-
 def test_non_finite_start_names_the_leaves():
     def logp_nan_value(p):  # sqrt(-x) for x > 0: the value and the gradient are NaN
         return -jnp.sum(p["ok"] ** 2) + jnp.where(p["bad"] > 100.0, 0.0, jnp.sqrt(-p["bad"]))
@@ -346,7 +335,7 @@ def test_non_finite_start_names_the_leaves():
         ld.sample(model, jax.random.key(0), init_jitter=0.5, max_init_tries=3, **FAST)
 
     def logp_nan_gradient(p):  # a finite value everywhere, a NaN gradient in 'bad' only
-        return -jnp.sum(p["ok"] ** 2) + _nan_gradient(p["bad"])
+        return -jnp.sum(p["ok"] ** 2) + models.nan_gradient(p["bad"])
 
     model = ld.from_jax(logp_nan_gradient, {"ok": jnp.zeros(2), "bad": jnp.ones(())})
     assert np.isfinite(model(model.initial_position))

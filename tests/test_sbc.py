@@ -22,6 +22,8 @@ from logdensity import zoo
 from logdensity.testing import sbc
 from logdensity.zoo import _jax as zoo_jax
 
+from . import models
+
 X = np.linspace(-2.0, 2.0, 3)
 NEEDS = {"numpyro": "numpyro", "pytensor": "pytensor", "equinox": "parax", "jax": "jax"}
 
@@ -88,22 +90,11 @@ def test_a_missing_jacobian_is_detected(x64):
     assert result.worst()[0] in ("noise", "log_likelihood")
 
 
-def _eight_schools_half_normal(y, sigma):
-    import numpyro
-    import numpyro.distributions as dist
-
-    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
-    tau = numpyro.sample("tau", dist.HalfNormal(5.0))
-    with numpyro.plate("school", 8):
-        theta_trans = numpyro.sample("theta_trans", dist.Normal(0.0, 1.0))
-        numpyro.sample("y", dist.Normal(mu + tau * theta_trans, sigma), obs=y)
-
-
 @pytest.mark.slow
 def test_eight_schools_half_normal_is_calibrated(x64):
     pytest.importorskip("numpyro")
     sigma = jnp.asarray(zoo.data("eight_schools_noncentered")["sigma"])
-    model = ld.from_numpyro(_eight_schools_half_normal, jnp.zeros(8), sigma)
+    model = ld.from_numpyro(models.eight_schools_half_normal, jnp.zeros(8), sigma)
 
     def simulate(key):
         k = jax.random.split(key, 4)

@@ -15,6 +15,8 @@ from logdensity import zoo
 from logdensity.testing import agreement, assert_equivalent, check_logdensity, positions
 from logdensity.zoo._jax import _gp_logdensity
 
+from . import models
+
 
 def _gp_without_noise_jacobian(x, y):
     good = zoo.build("gp", "jax", x=x, y=y)
@@ -92,16 +94,6 @@ class _Broken:
         return ld.FlatView(self) if name == "flat" else getattr(self.good, name)
 
 
-@jax.custom_jvp
-def _nan_gradient(x):
-    return 0.0 * x
-
-
-@_nan_gradient.defjvp
-def _nan_gradient_jvp(primals, tangents):
-    return _nan_gradient(primals[0]), jnp.nan * tangents[0]
-
-
 def _half_normal():
     """sigma ~ HalfNormal(1), sampled as log sigma: normalised, with its Jacobian."""
 
@@ -171,7 +163,7 @@ class _WrongFlat:
 def _breakages():
     good = _half_normal()
     f32 = lambda p: good(p).astype(jnp.float32)  # noqa: E731
-    nan_gradient = lambda p: good(p) + _nan_gradient(p["log_sigma"])  # noqa: E731
+    nan_gradient = lambda p: good(p) + models.nan_gradient(p["log_sigma"])  # noqa: E731
     return {
         "scalar": dict(call=lambda p: jnp.stack([good(p)])),
         "finite": dict(call=lambda p: good(p) - jnp.inf),
