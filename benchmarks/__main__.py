@@ -5,7 +5,7 @@ Suites (default: all, in this order): `overhead` (adapters against hand-written 
 BlackJAX loop), `kernel` (BlackJAX's NUTS transition against NumPyro's on the same
 density), `scaling` (chains and data size), `memory` (peak resident memory of the loop),
 `nutpie` and `metrics` (nutpie as a peer; every metric), `firstdraw` (fixed costs in
-fresh processes).
+fresh processes), `starts` (`sample(init=...)` on arma11 and diamonds).
 Each writes `benchmarks/results/<suite>[_quick].{json,md}`.
 
 The process runs with two forced host devices
@@ -29,6 +29,7 @@ SUITES = (
     "nutpie",
     "metrics",
     "firstdraw",
+    "starts",
 )
 
 
@@ -47,6 +48,7 @@ def main() -> None:
 
     # the nutpie and metrics suites take more models: diamonds, the posteriordb names
     known = set(MODELS) | set(ZOO) | set(POSTERIORDB) | {p.split("-")[0] for p in POSTERIORDB}
+    known.add("arma11")
     unknown = set(args.models or ()) - known
     if unknown:  # e.g. a suite after --models, which takes every name that follows
         parser.error(f"unknown models {sorted(unknown)}; choose from {MODELS}")

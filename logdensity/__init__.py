@@ -13,6 +13,8 @@ from ._model import (
     Model as Model,
     SameStructure as SameStructure,
 )
+from ._optimize import MAP as MAP, find_map as find_map, log_jacobian as log_jacobian
+from ._predict import flat_draws as flat_draws, predict as predict
 from ._protocol import LogDensity as LogDensity, VariableInfo as VariableInfo
 from ._sample import (
     SamplerState as SamplerState,
@@ -33,6 +35,7 @@ from .adapters import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "MAP",
     "DataForm",
     "FlatView",
     "LogDensity",
@@ -43,12 +46,16 @@ __all__ = [
     "VariableInfo",
     "adapt",
     "diagnose",
+    "find_map",
+    "flat_draws",
     "from_equinox",
     "from_jax",
     "from_numpyro",
     "from_pymc",
     "from_pytensor",
     "leaf_names",
+    "log_jacobian",
+    "predict",
     "resume",
     "sample",
 ]

@@ -386,6 +386,53 @@ def diamonds_jax(data):
     )
 
 
+# --- arma11: ARMA(1, 1), no reference draws (tests/fixtures/arma/README.md) -----------
+def load_arma() -> dict:
+    """posteriordb's `arma` data: `{"T": 200, "y": [...]}`."""
+    return json.loads((FIXTURES.parent / "arma" / "data.json").read_text())
+
+
+def _arma11_logdensity(p, d):
+    y = d["y"]
+    sigma = jnp.exp(p["log_sigma"])
+    mu, phi, theta = p["mu"], p["phi"], p["theta"]
+    err1 = y[0] - (mu + phi * mu)  # Stan's err[0] == 0
+
+    def step(err_prev, ys):
+        y_prev, y_t = ys
+        err = y_t - (mu + phi * y_prev + theta * err_prev)
+        return err, err
+
+    _, errs = jax.lax.scan(step, err1, (y[:-1], y[1:]))
+    err = jnp.concatenate([err1[None], errs])
+    return (
+        norm.logpdf(mu, 0.0, 10.0)
+        + norm.logpdf(phi, 0.0, 2.0)
+        + norm.logpdf(theta, 0.0, 2.0)
+        + half_cauchy_logpdf(sigma, 2.5)
+        + p["log_sigma"]
+        + jnp.sum(norm.logpdf(err, 0.0, sigma))
+    )
+
+
+def arma11_jax(data):
+    """posteriordb's arma11 in plain JAX: the moving-average recursion `err[t] = y[t] -
+    mu - phi y[t-1] - theta err[t-1]` is a `lax.scan`; it grows like theta^t, so a start
+    with |theta| > 1 overflows to a non-finite or enormous log density."""
+    zero = jnp.zeros(())
+    return ld.from_jax(
+        _arma11_logdensity,
+        {"mu": zero, "phi": zero, "theta": zero, "log_sigma": zero},
+        constrain=lambda p, d: {
+            "mu": p["mu"],
+            "phi": p["phi"],
+            "theta": p["theta"],
+            "sigma": jnp.exp(p["log_sigma"]),
+        },
+        data={"y": _f(data["y"])},
+    )
+
+
 def _schools(model, backend):
     def build(data):
         y, sigma = np.asarray(data["y"], float), np.asarray(data["sigma"], float)

@@ -22,7 +22,7 @@ from .._protocol import LogDensity
 from ._adaptation import adaptation
 from ._host import Draws, Progress, StoredDraws, run_phase
 from ._programs import precompile_chunk, state_shapes
-from ._settings import ChainMethod, Metric, Settings
+from ._settings import ChainMethod, Init, Metric, Settings
 from ._starts import start_chains
 from ._state import SamplerState, continued, sampler_state_group
 
@@ -47,6 +47,7 @@ def sample(
     num_samples: int = 1000,
     chain_method: ChainMethod = "vectorized",
     initial_positions: PyTree | None = None,
+    init: Init = "jitter",
     progress_bar: bool = True,
     metric: Metric | None = None,
     max_rank: int | None = None,
@@ -95,6 +96,13 @@ def sample(
       axis on every leaf. Default: `initial_position + uniform(-init_jitter,
       init_jitter)` per coordinate (Stan's default is uniform(-2, 2)), redrawn up to
       `max_init_tries` times while the log density or its gradient is not finite.
+    - `init`: where the chains start when `initial_positions` is not given, each from
+      its own jittered start: `"jitter"` there (Stan's start); `"map"`, moved to the
+      mode of the unconstrained density (Jacobians included) by L-BFGS (`optax.lbfgs`,
+      as `find_map(jacobian=True)`); `"pathfinder"`, one draw from the chain's own
+      single-path Pathfinder approximation (Zhang et al. 2022,
+      `blackjax.vi.pathfinder`). A chain whose optimisation ends non-finite starts
+      jittered, with a `SamplingWarning` naming it.
     - `progress_bar`: show a tqdm bar (phase, draws, divergences, step size).
     - `metric`: the inverse mass matrix the warmup adapts (every one a BlackJAX
       estimator): `"diag"`, Stan's diagonal of the draws' variances in doubling
@@ -197,6 +205,7 @@ def sample(
         chunk_size=chunk_size,
         progress_bar=progress_bar,
         save_warmup=save_warmup,
+        init=init,
     )
     if initial_state is None:
         if rng_key is None:

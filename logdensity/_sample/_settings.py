@@ -11,9 +11,11 @@ import numpy as np
 
 __all__ = [
     "CHAIN_METHODS",
+    "INITS",
     "METRICS",
     "ChainMethod",
     "Config",
+    "Init",
     "Metric",
     "Settings",
     "default_chunk_size",
@@ -23,6 +25,8 @@ ChainMethod = Literal["vectorized", "sequential", "parallel"]
 CHAIN_METHODS: tuple[str, ...] = ("vectorized", "sequential", "parallel")
 Metric = Literal["diag", "dense", "low_rank", "fisher_diag"]
 METRICS: tuple[str, ...] = ("diag", "dense", "low_rank", "fisher_diag")
+Init = Literal["jitter", "map", "pathfinder"]
+INITS: tuple[str, ...] = ("jitter", "map", "pathfinder")
 # the low-rank metric's default rank: every direction up to this dimension (the cost
 # of a leapfrog step is O(dim * rank), a dense metric's O(dim²)), a fixed rank beyond
 FULL_RANK_UP_TO = 64
@@ -111,6 +115,7 @@ class Settings:
     max_init_tries: int
     progress_bar: bool
     save_warmup: bool
+    init: str = "jitter"
 
     @classmethod
     def checked(
@@ -131,6 +136,7 @@ class Settings:
         chunk_size: Any,
         progress_bar: Any,
         save_warmup: Any,
+        init: Any = "jitter",
     ) -> Settings:
         """Validated settings.
 
@@ -138,8 +144,8 @@ class Settings:
         `draw_bytes` the bytes of one chain's draw (its constrained values and sample
         stats), which size the default chunk (`chunk_size=None`).
 
-        **Raises:** `ValueError` for an unknown `chain_method` or `metric`; counts that are not
-        integers, or not positive (`num_warmup` may be 0); `max_tree_depth < 1`;
+        **Raises:** `ValueError` for an unknown `chain_method`, `metric` or `init`;
+        counts that are not integers, or not positive (`num_warmup` may be 0); `max_tree_depth < 1`;
         `target_acceptance_rate` outside (0, 1); a negative `init_jitter`; and with
         `"parallel"`, `num_chains` not a multiple of the device count.
         """
@@ -147,6 +153,8 @@ class Settings:
             raise ValueError(f"chain_method must be one of {CHAIN_METHODS}; got {chain_method!r}.")
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}; got {metric!r}.")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}; got {init!r}.")
         counts = {
             "num_chains": _integer("num_chains", num_chains, 1),
             "num_warmup": _integer("num_warmup", num_warmup, 0),
@@ -193,5 +201,6 @@ class Settings:
             init_jitter=float(init_jitter),
             progress_bar=bool(progress_bar),
             save_warmup=bool(save_warmup),
+            init=str(init),
             **counts,
         )

@@ -3,17 +3,19 @@ density or its gradient is not finite, and a report naming the chain and the lea
 
 from __future__ import annotations
 
+import warnings
+from functools import partial
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import PRNGKeyArray, PyTree
+from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._protocol import LogDensity
 from .._tree import leaf_names
 from ._chains import stack_chains
-from ._programs import start
+from ._programs import jittered, start
 from ._settings import Settings
 from ._state import SamplerState
 
@@ -68,6 +70,36 @@ def _non_finite_report(
     return "\n".join(lines)
 
 
+@partial(jax.jit, static_argnames="init")
+def _moved(model: LogDensity, init: str, keys: PRNGKeyArray, jitter: float) -> tuple[PyTree, Array]:
+    from .._optimize import map_starts, pathfinder_starts
+
+    # the jittered starts of the first try (`start` draws the same ones)
+    positions = jax.vmap(lambda k: jittered(model, jax.random.fold_in(k, 0), jitter))(keys)
+    if init == "map":
+        return map_starts(model, positions)
+    return pathfinder_starts(model, jax.vmap(lambda k: jax.random.fold_in(k, 2))(keys), positions)
+
+
+def _moved_starts(
+    model: LogDensity, init: str, keys: PRNGKeyArray, jitter: float
+) -> tuple[PyTree, np.ndarray]:
+    """The chains' starts moved by `init` ("map" or "pathfinder") from their jittered
+    ones, in one compiled program, and which chains must start jittered instead."""
+    positions, finite = _moved(model, init, keys, jnp.asarray(jitter))
+    redraw = ~np.asarray(finite)
+    if redraw.any():
+        from ._sample import SamplingWarning
+
+        warnings.warn(
+            f"init={init!r} ended at a non-finite log density for chains "
+            f"{np.flatnonzero(redraw).tolist()}; they start from their jittered starts.",
+            SamplingWarning,
+            stacklevel=5,
+        )
+    return positions, redraw
+
+
 def start_chains(
     model: LogDensity,
     settings: Settings,
@@ -90,6 +122,8 @@ def start_chains(
     if given is not None:
         positions = _validate_user_positions(model, given, num_chains)
         redraw = np.zeros(num_chains, bool)
+    elif settings.init != "jitter":
+        positions, redraw = _moved_starts(model, settings.init, keys, jitter)
     else:
         positions = stack_chains(model.initial_position, num_chains)
         redraw = np.ones(num_chains, bool)

@@ -465,3 +465,140 @@ def add_numpyro_predictive(
     )
     idata.extend(extra)
     return idata
+
+
+def _observed(tr: Any) -> dict[str, Any]:
+    """The observed sample sites of a trace (`numpyro.factor`'s auxiliaries left out)."""
+    return {
+        name: site
+        for name, site in tr.items()
+        if site["type"] == "sample"
+        and site["is_observed"]
+        and not site["infer"].get("is_auxiliary", False)
+    }
+
+
+def _dims_and_coords(tr: Any, names: list[str]) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Plate dims of the named sites of a trace, and the coords of the plates they use."""
+    dims = {}
+    for name in names:
+        site = tr[name]
+        event_ndim = len(site["fn"].event_shape) if site["type"] == "sample" else 0
+        dims[name] = list(_site_dims(site, jnp.ndim(site["value"]), event_ndim))
+    used = {d for ds in dims.values() for d in ds}
+    coords = {
+        name: np.arange(site["args"][0])
+        for name, site in tr.items()
+        if site["type"] == "plate" and name in used
+    }
+    return dims, coords
+
+
+def numpyro_predictions(
+    model: Model,
+    idata: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    rng_key: Array,
+    source: str,
+    num_samples: int,
+    log_likelihood: bool,
+    batch_size: int,
+) -> Any:
+    """`logdensity.predict` for a `from_numpyro` model (see its docstring)."""
+    require("numpyro", "numpyro")
+    import arviz as az
+    from numpyro import handlers
+    from numpyro.infer.util import log_likelihood as numpyro_log_likelihood
+
+    from .._predict import _batched, _draws, _group_name
+
+    form = model._data_form
+    if not isinstance(form, _ArgumentData):
+        raise TypeError("predict's NumPyro route needs a model built by from_numpyro.")
+    fn = form.model
+    built_args, built_kwargs = form.args(model._data)
+    built = _trace(fn, built_args, built_kwargs)
+    observed = list(_observed(built))
+    if not observed:
+        raise ValueError(
+            f"{fn.__name__} has no observed sample site (obs=...) when called with the "
+            "arguments it was built with, so there is nothing to predict; pass fn= to "
+            "predict a function of the draws."
+        )
+    new_inputs = bool(args or kwargs)
+    if new_inputs:
+        _bind(fn, args, kwargs, {})
+        call_args, call_kwargs = args, kwargs
+    else:
+        call_args, call_kwargs = built_args, built_kwargs
+    tr = _trace(fn, call_args, call_kwargs)
+    missing = [n for n in observed if n not in tr]
+    if missing:
+        raise ValueError(f"{fn.__name__} has no site {missing} when called with the new arguments.")
+    deterministic = [n for n, s in tr.items() if s["type"] == "deterministic"]
+    sites = observed + (deterministic if new_inputs else [])
+    unconditioned = handlers.uncondition(fn)
+
+    def simulate(values: dict[str, Array], key: Array) -> dict[str, Array]:
+        run = handlers.trace(handlers.seed(handlers.condition(unconditioned, data=values), key))
+        trace = run.get_trace(*call_args, **call_kwargs)
+        return {n: trace[n]["value"] for n in sites}
+
+    if idata is None:  # prior draws first, as NumPyro's Predictive draws them
+        latents = [n for n, v in model.variables.items() if not v.deterministic]
+
+        def from_prior(values: dict[str, Array], key: Array) -> dict[str, Array]:
+            del values
+            run = handlers.trace(handlers.seed(unconditioned, key))
+            trace = run.get_trace(*call_args, **call_kwargs)
+            keep = latents + [n for n in deterministic if n not in sites] + sites
+            return {n: trace[n]["value"] for n in dict.fromkeys(keep)}
+
+        drawn = _batched(from_prior, {"_": np.zeros(num_samples)}, rng_key, batch_size)
+        prior_names = [n for n in drawn if n not in sites]
+        dims, coords = _dims_and_coords(tr, list(drawn))
+        return az.from_dict(
+            prior={n: drawn[n][None] for n in prior_names},
+            prior_predictive={n: drawn[n][None] for n in sites},
+            observed_data=None if new_inputs else _observed_data(built, observed),
+            dims=dims,
+            coords=coords,
+        )
+
+    draws = _draws(model, idata, source)
+    out = _batched(simulate, draws, rng_key, batch_size)
+    chains, num = idata[source].sizes["chain"], idata[source].sizes["draw"]
+
+    def shaped(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {n: v.reshape(chains, num, *v.shape[1:]) for n, v in values.items()}
+
+    group = _group_name(source, new_inputs)
+    groups: dict[str, Any] = {group: shaped(out)}
+    dims, coords = _dims_and_coords(tr, sites)
+    if new_inputs:
+        arguments = _bind(fn, args, kwargs, {}).arguments
+        constant = {n: np.asarray(v) for n, v in arguments.items() if _is_data(v)}
+        groups["predictions_constant_data"] = constant
+        for name, value in constant.items():  # an input along one plate takes its dim
+            plates = [p for p, labels in coords.items() if value.ndim and len(labels) == len(value)]
+            if len(plates) == 1:
+                dims[name] = [plates[0], *(f"{name}_dim_{i}" for i in range(1, value.ndim))]
+    elif source == "posterior":
+        groups["observed_data"] = _observed_data(built, observed)
+        if log_likelihood:
+
+            def pointwise(values: dict[str, Array], key: Array) -> dict[str, Array]:
+                del key
+                one = {n: v[None] for n, v in values.items()}
+                ll = numpyro_log_likelihood(fn, one, *call_args, **call_kwargs)
+                return {n: v[0] for n, v in ll.items()}
+
+            groups["log_likelihood"] = shaped(_batched(pointwise, draws, rng_key, batch_size))
+    idata.extend(az.from_dict(**groups, dims=dims, coords=coords))
+    return idata
+
+
+def _observed_data(tr: Any, observed: list[str]) -> dict[str, np.ndarray]:
+    return {n: np.asarray(tr[n]["value"]) for n in observed}
