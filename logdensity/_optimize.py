@@ -34,7 +34,8 @@ class MAP(NamedTuple):
     - `grad_norm`: the Euclidean norm of the objective's gradient on the unconstrained
       space at the mode.
     - `num_steps`: L-BFGS iterations taken (int32).
-    - `converged`: whether `grad_norm` reached the tolerance before `max_steps`.
+    - `converged`: whether the gradient or the objective's change reached its tolerance
+      before `max_steps` (see `find_map`).
     """
 
     values: dict[str, Array]
@@ -145,12 +146,16 @@ def log_jacobian(model: LogDensity) -> Callable[[Float[Array, " dim"]], Scalar]:
 
 
 def _lbfgs(
-    objective: Callable[[Array], Scalar], x0: Array, max_steps: int, tol: float
+    objective: Callable[[Array], Scalar], x0: Array, max_steps: int, tol: float, ftol: float
 ) -> tuple[Array, Scalar, Scalar, Array, Array]:
     """Maximise `objective` from `x0` with optax's L-BFGS and its zoom line search
-    (`optax.lbfgs`, the loop of optax's documentation), until the gradient's norm is
-    below `tol * (1 + |f|)`, the objective stops being finite, or `max_steps`; the best
-    finite iterate is returned (non-finite only if the start was)."""
+    (`optax.lbfgs`, the loop of optax's documentation). It stops when the gradient's norm
+    is below `tol * (1 + |f|)`; when a step changes `f` by at most `ftol * max(|f|, 1)`
+    (the test of scipy's L-BFGS-B: an ill-conditioned mode's gradient stalls at its
+    rounding floor while `f` no longer moves) and the gradient's norm is below
+    `sqrt(tol) * (1 + |f|)`; when `f` stops being finite; or after `max_steps`. The
+    first two count as converged. The best finite iterate
+    is returned (non-finite only if the start was)."""
     import optax
     import optax.tree_utils as otu
 
@@ -160,39 +165,48 @@ def _lbfgs(
     opt = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(loss)
 
-    def done(value: Scalar, grad: Array) -> Array:
-        return (otu.tree_norm(grad) < tol * (1 + jnp.abs(value))) | ~jnp.isfinite(value)
+    def small(value: Scalar, grad: Array, tolerance: float = tol) -> Array:
+        return otu.tree_norm(grad) < tolerance * (1 + jnp.abs(value))
 
-    Carry = tuple[Array, Any, Array, Array, Scalar]
+    def stops(value: Scalar, grad: Array, stalled: Array) -> Array:
+        # a stalled objective counts only with a gradient near its floor: far from a
+        # mode (a start where the log density is -1e62) a step's relative change can be
+        # tiny while the gradient is not
+        return small(value, grad) | (stalled & small(value, grad, float(np.sqrt(tol))))
+
+    Carry = tuple[Array, Any, Array, Array, Scalar, Scalar, Array]
 
     def step(carry: Carry) -> Carry:
-        x, state, count, best, best_value = carry
+        x, state, count, best, best_value, previous, _ = carry
         value, grad = value_and_grad(x, state=state)
         # the best finite iterate is kept: a density unbounded above (a scale going to 0)
         # runs to +inf, and the point before is the answer to report
         better = jnp.isfinite(value) & (value <= best_value)
         best, best_value = jnp.where(better, x, best), jnp.where(better, value, best_value)
+        scale = jnp.maximum(jnp.maximum(jnp.abs(value), jnp.abs(previous)), 1.0)
+        stalled = jnp.isfinite(previous) & (jnp.abs(previous - value) <= ftol * scale)
         updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=loss)
-        return optax.apply_updates(x, updates), state, count + 1, best, best_value
+        x = optax.apply_updates(x, updates)
+        return x, state, count + 1, best, best_value, value, stalled
 
     def keep_going(carry: Carry) -> Array:
-        _, state, count, _, _ = carry
+        _, state, count, _, _, _, stalled = carry
         value = otu.tree_get(state, "value")
         grad = otu.tree_get(state, "grad")
-        return (count == 0) | ((count < max_steps) & ~done(value, grad))
+        stop = stops(value, grad, stalled) | ~jnp.isfinite(value)
+        return (count == 0) | ((count < max_steps) & ~stop)
 
     inf = jnp.asarray(jnp.inf, x0.dtype)
-    init = (x0, opt.init(x0), jnp.zeros((), jnp.int32), x0, inf)
-    x, _, count, best, best_value = jax.lax.while_loop(keep_going, step, init)
+    init = (x0, opt.init(x0), jnp.zeros((), jnp.int32), x0, inf, inf, jnp.zeros((), bool))
+    x, _, count, best, best_value, _, stalled = jax.lax.while_loop(keep_going, step, init)
     value, grad = jax.value_and_grad(loss)(x)
     x, value, grad = jax.lax.cond(
         jnp.isfinite(value) & (value <= best_value),
         lambda: (x, value, grad),
         lambda: (best, *jax.value_and_grad(loss)(best)),
     )
-    norm = otu.tree_norm(grad)
-    converged = (norm < tol * (1 + jnp.abs(value))) & jnp.isfinite(value)
-    return x, -value, norm, count, converged
+    converged = stops(value, grad, stalled) & jnp.isfinite(value)
+    return x, -value, otu.tree_norm(grad), count, converged
 
 
 def _objective(model: LogDensity, jacobian: bool) -> Callable[[Array], Scalar]:
@@ -209,6 +223,10 @@ def _objective(model: LogDensity, jacobian: bool) -> Callable[[Array], Scalar]:
 
 def _default_tol(dtype: Any) -> float:
     return float(np.sqrt(np.finfo(dtype).eps))
+
+
+def _default_ftol(dtype: Any) -> float:
+    return float(1e3 * np.finfo(dtype).eps)
 
 
 def find_map(
@@ -239,7 +257,10 @@ def find_map(
 
     The optimiser is optax's L-BFGS (`optax.lbfgs`, with its zoom line search satisfying
     the strong Wolfe conditions; Nocedal & Wright 2006, Alg. 7.5), run in one compiled
-    `lax.while_loop` until the gradient's norm is below `tol * (1 + |objective|)`.
+    `lax.while_loop` until the gradient's norm is below `tol * (1 + |objective|)`, or a
+    step changes the objective by at most `1000 eps` relatively (`eps` the dtype's
+    machine epsilon; scipy's L-BFGS-B test, for modes whose gradient stalls at its
+    rounding floor) with the gradient's norm below `sqrt(tol) * (1 + |objective|)`.
 
     **Arguments:**
 
@@ -284,8 +305,9 @@ def find_map(
             rng_key, (int(num_starts), x0.size), x0.dtype, -init_jitter, init_jitter
         )
     tol = _default_tol(x0.dtype) if tol is None else float(tol)
+    ftol = _default_ftol(x0.dtype)
     objective = _objective(model, jacobian)
-    run = jax.jit(jax.vmap(lambda x: _lbfgs(objective, x, int(max_steps), tol)))
+    run = jax.jit(jax.vmap(lambda x: _lbfgs(objective, x, int(max_steps), tol, ftol)))
     xs, values, norms, counts, converged = run(starts)
     finite = np.isfinite(np.asarray(values))
     if not finite.any():
@@ -323,7 +345,8 @@ def map_starts(model: LogDensity, positions: PyTree, max_steps: int = 1000) -> t
     flat = jax.vmap(lambda p: ravel_pytree(p)[0])(positions)
     objective = _objective(model, jacobian=True)
     tol = _default_tol(flat.dtype)
-    xs, values, *_ = jax.vmap(lambda x: _lbfgs(objective, x, max_steps, tol))(flat)
+    ftol = _default_ftol(flat.dtype)
+    xs, values, *_ = jax.vmap(lambda x: _lbfgs(objective, x, max_steps, tol, ftol))(flat)
     return jax.vmap(unravel)(xs), jnp.isfinite(values)
 
 

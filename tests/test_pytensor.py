@@ -21,6 +21,7 @@ from logdensity import zoo  # noqa: E402
 from logdensity._demo import logdensity_offsets  # noqa: E402
 from logdensity.testing import check_logdensity  # noqa: E402
 
+from .conftest import short_run  # noqa: E402
 from .posteriordb_models import load  # noqa: E402
 from .test_posteriordb import RARE_DIVERGENCES  # noqa: E402
 
@@ -264,3 +265,37 @@ def test_integer_inputs_are_refused_as_parameters_and_taken_as_data():
         ld.from_pytensor(logp, [x, n])
     model = ld.from_pytensor(logp, [x], data={n: 2})
     assert float(model({"x": jnp.asarray(1.0)})) == pytest.approx(-1.0)
+
+
+@short_run
+def test_pymc_predictions_through_pymcs_own_route(x64):
+    """PyMC's predictions at new inputs come from PyMC itself: `pm.set_data` and
+    `pm.sample_posterior_predictive` read the `InferenceData` that `sample` returns
+    (PyMC's names), and give y at the new x as a + b x plus noise of sd sigma."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, 40)
+    y = 1.5 * x - 0.5 + 0.3 * rng.normal(size=40)
+    pm = pytest.importorskip("pymc")
+    with pm.Model() as pymc_model:
+        x_data = pm.Data("x", x)
+        a = pm.Normal("a", 0, 2)
+        b = pm.Normal("b", 0, 2)
+        sigma = pm.HalfNormal("sigma", 1)
+        pm.Normal("y", a * x_data + b, sigma, observed=y, shape=x_data.shape)
+    model = ld.from_pymc(pymc_model)
+    idata = ld.sample(model, jax.random.key(0), num_chains=2, num_warmup=300, num_samples=300,
+                      progress_bar=False)  # fmt: skip
+    grid = np.linspace(-3, 3, 7)
+    with pymc_model:
+        pm.set_data({"x": grid})
+        pp = pm.sample_posterior_predictive(idata, predictions=True, random_seed=1,
+                                            progressbar=False)  # fmt: skip
+    simulated = pp.predictions["y"]
+    assert simulated.shape == (2, 300, 7)
+    post = idata.posterior
+    line = post["a"].values[..., None] * grid + post["b"].values[..., None]
+    resid = (simulated.values - line) / post["sigma"].values[..., None]
+    assert abs(resid.mean()) < 0.1
+    assert abs(resid.std() - 1) < 0.1
+    with pytest.raises(TypeError, match="pm.sample_posterior_predictive"):
+        ld.predict(model, idata, rng_key=jax.random.key(0))

@@ -416,7 +416,12 @@ def add_numpyro_predictive(
         and not site["infer"].get("is_auxiliary", False)
     }
     if not observed:
-        raise ValueError("the model has no observed sample site to predict.")
+        raise ValueError(
+            "the model has no observed sample site to predict when called with these "
+            "arguments; to predict at new inputs, where the observations are None, use "
+            "logdensity.predict(built_model, idata, *new_inputs, rng_key=...), which "
+            "finds the sites observed when the model was built."
+        )
     latents = [n for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]]
     post = idata["posterior"]
     missing = [n for n in latents if n not in post]
@@ -553,15 +558,13 @@ def numpyro_predictions(
             del values
             run = handlers.trace(handlers.seed(unconditioned, key))
             trace = run.get_trace(*call_args, **call_kwargs)
-            keep = latents + [n for n in deterministic if n not in sites] + sites
-            return {n: trace[n]["value"] for n in dict.fromkeys(keep)}
+            return {n: trace[n]["value"] for n in latents + deterministic + observed}
 
         drawn = _batched(from_prior, {"_": np.zeros(num_samples)}, rng_key, batch_size)
-        prior_names = [n for n in drawn if n not in sites]
         dims, coords = _dims_and_coords(tr, list(drawn))
         return az.from_dict(
-            prior={n: drawn[n][None] for n in prior_names},
-            prior_predictive={n: drawn[n][None] for n in sites},
+            prior={n: drawn[n][None] for n in drawn if n not in observed},
+            prior_predictive={n: drawn[n][None] for n in observed},
             observed_data=None if new_inputs else _observed_data(built, observed),
             dims=dims,
             coords=coords,
