@@ -297,5 +297,5 @@ def test_pymc_predictions_through_pymcs_own_route(x64):
     resid = (simulated.values - line) / post["sigma"].values[..., None]
     assert abs(resid.mean()) < 0.1
     assert abs(resid.std() - 1) < 0.1
-    with pytest.raises(TypeError, match="pm.sample_posterior_predictive"):
+    with pytest.raises(TypeError, match=r"pm\.sample_posterior_predictive"):
         ld.predict(model, idata, rng_key=jax.random.key(0))
