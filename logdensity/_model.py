@@ -312,10 +312,66 @@ class Model:
         object.__setattr__(new, "_data", self._data_form.pack(data, self._data))
         return new
 
+    def rename(self, names: Mapping[str, str] | Callable[[str], str]) -> Model:
+        """The same model with its named values renamed: `{old: new}` for some names,
+        or a function of every name (e.g. `lambda n: n.split(".")[-1]`).
+
+        `constrain` returns, and `unconstrain` takes, the new names; dims, coords and the
+        density are unchanged. Use it to give two backends' versions of one model the
+        same names (`kernel.lengthscale` in a module, `lengthscale` in NumPyro), or names
+        that xarray's attribute access takes (`layers[0].weight` to `layers_0_weight`).
+
+        **Raises:** `KeyError` naming an old name the model does not have; `ValueError`
+        if two values get one name, or a new name is a dim's or `chain`/`draw`.
+        """
+        old = [v.name for v in self._variables]
+        if callable(names):
+            mapping = {n: str(names(n)) for n in old}
+        else:
+            unknown = sorted(set(names) - set(old))
+            if unknown:
+                raise KeyError(f"rename got {unknown}; the model's values are {old}.")
+            mapping = {n: str(names.get(n, n)) for n in old}
+        new_names = list(mapping.values())
+        twice = sorted({n for n in new_names if new_names.count(n) > 1})
+        if twice:
+            raise ValueError(f"rename gives several values the names {twice}.")
+        infos = [v._replace(name=mapping[v.name]) for v in self._variables]
+        _check_labels(infos, dict(self._coords))
+        pairs = tuple((a, b) for a, b in mapping.items() if a != b)
+        new = object.__new__(type(self))
+        for field in dataclasses.fields(self):
+            object.__setattr__(new, field.name, getattr(self, field.name))
+        object.__setattr__(new, "_constrain_fn", _Renamed(self._constrain_fn, pairs))
+        if self._unconstrain_fn is not None:
+            object.__setattr__(new, "_unconstrain_fn", _Unrenamed(self._unconstrain_fn, pairs))
+        object.__setattr__(new, "_variables", tuple(infos))
+        return new
+
     def __repr__(self) -> str:
         names = ", ".join(f"{v.name}{list(v.shape)}" for v in self._variables)
         kind = type(self).__name__
         return f"{kind}(backend={self._backend!r}, dim={self.flat.dim}, values=[{names}])"
+
+
+class _Renamed(Frozen):
+    """A constrain function whose outputs are renamed by `pairs` `((old, new), ...)`."""
+
+    def __init__(self, fn: ModelFn, pairs: tuple[tuple[str, str], ...]):
+        self.fn, self.pairs = fn, pairs
+        self.key = (fn, pairs)
+
+    def __call__(self, position: PyTree, data: PyTree) -> dict[str, Array]:
+        mapping = dict(self.pairs)
+        return {mapping.get(k, k): v for k, v in self.fn(position, data).items()}
+
+
+class _Unrenamed(_Renamed):
+    """An unconstrain function taking the new names of `pairs`."""
+
+    def __call__(self, values: Mapping[str, Any], data: PyTree) -> Any:
+        inverse = {new: old for old, new in self.pairs}
+        return self.fn({inverse.get(k, k): v for k, v in values.items()}, data)
 
 
 class _IdentityConstrain(Frozen):

@@ -15,7 +15,9 @@ from parax.constraints import Interval  # noqa: E402
 import logdensity as ld  # noqa: E402
 from logdensity import zoo  # noqa: E402
 from logdensity._demo import logdensity_offsets  # noqa: E402
-from logdensity.testing import assert_equivalent, check_logdensity  # noqa: E402
+from logdensity.testing import assert_equivalent, check_logdensity, match_names  # noqa: E402
+
+from .conftest import short_run  # noqa: E402
 
 FAST = {"num_warmup": 300, "num_samples": 300, "progress_bar": False}
 
@@ -306,3 +308,70 @@ def test_near_singular_kernel_does_not_raise(x64):
     assert not np.isfinite(float(lp[0]))
     assert np.isfinite(float(lp[1]))
     assert np.all(np.isfinite(jax.tree.leaves(grad)[0][1]))
+
+
+class _Kernel(eqx.Module):
+    scale: prx.Random
+
+
+class _Located(eqx.Module):
+    mu: prx.Random
+    kernel: _Kernel
+
+
+def _nested_and_numpyro():
+    """One model twice: a module whose scale is `kernel.scale`, NumPyro's `scale`."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    y = jnp.array([0.3, -1.1, 0.8, 2.0])
+    module = _Located(prx.Random(dd.Normal(0.0, 1.0)), _Kernel(prx.Random(pd.LogNormal(0.0, 1.0))))
+
+    def log_likelihood(m, y):
+        return jnp.sum(
+            dd.Normal(m.mu * jnp.ones_like(y), m.kernel.scale * jnp.ones_like(y)).log_prob(y)
+        )
+
+    def numpyro_model(y):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+        scale = numpyro.sample("scale", dist.LogNormal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(mu, scale), obs=y)
+
+    return ld.from_equinox(module, log_likelihood, y), ld.from_numpyro(numpyro_model, y)
+
+
+def test_equivalence_matches_names_by_their_last_part(x64):
+    """`kernel.scale` (the module's path) and `scale` (NumPyro's site) are one value:
+    assert_equivalent matches them, and says which names it could not match."""
+    nested, flat = _nested_and_numpyro()
+    assert match_names(nested, flat) == {"mu": "mu", "kernel.scale": "scale"}
+    assert_equivalent(nested, flat)
+    assert_equivalent(flat, nested)
+    renamed = nested.rename({"kernel.scale": "sigma"})
+    with pytest.raises(KeyError, match=r"needs \['scale'\]"):
+        assert_equivalent(renamed, flat)
+    assert_equivalent(renamed, flat, names={"sigma": "scale"})
+
+
+@short_run
+def test_rename_gives_the_output_names_and_keeps_rebuild(x64):
+    """`rename` maps the output names (a function of each name, or a dict); the draws
+    carry them, `unconstrain` takes them, and `rebuild` still puts each value in place."""
+    nested, _ = _nested_and_numpyro()
+    renamed = nested.rename(lambda n: n.replace(".", "_"))
+    assert set(renamed.variables) == {"mu", "kernel_scale"}
+    values = {"mu": jnp.asarray(0.5), "kernel_scale": jnp.asarray(2.0)}
+    position = renamed.unconstrain(values)
+    np.testing.assert_allclose(renamed.constrain(position)["kernel_scale"], 2.0, rtol=1e-12)
+    assert float(renamed(position)) == float(nested(nested.unconstrain(
+        {"mu": 0.5, "kernel.scale": 2.0})))  # fmt: skip
+    module = renamed.rebuild(values)
+    assert float(module.kernel.scale) == 2.0
+    idata = ld.sample(renamed, jax.random.key(0), num_chains=1, num_warmup=50, num_samples=50,
+                      progress_bar=False)  # fmt: skip
+    assert set(idata.posterior.data_vars) == {"mu", "kernel_scale"}
+    assert idata.posterior.kernel_scale.dims == ("chain", "draw")  # attribute access works
+    with pytest.raises(KeyError, match="rename got \\['nope'\\]"):
+        nested.rename({"nope": "x"})
+    with pytest.raises(ValueError, match="several values the names \\['mu'\\]"):
+        nested.rename({"kernel.scale": "mu"})

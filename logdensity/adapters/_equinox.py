@@ -314,9 +314,25 @@ class EquinoxModel(Model):
     over a batch of draws gives the predictions of every draw.
     """
 
+    def _constrain_and_names(self) -> tuple[_Constrain, dict[str, str]]:
+        """The adapter's own constrain function, and `{name: its name there}` (the
+        names of `rename` mapped back)."""
+        fn: Any = self._constrain_fn
+        inverses = []
+        while not isinstance(fn, _Constrain):  # renamed, perhaps more than once
+            inverses.append({new: old for old, new in fn.pairs})
+            fn = fn.fn
+        original = {}
+        for v in self._variables:
+            name = v.name
+            for inverse in inverses:  # outermost first
+                name = inverse.get(name, name)
+            original[v.name] = name
+        return fn, original
+
     def module(self, position: Mapping[str, Array]) -> Any:
         """The unwrapped module at the unconstrained `position`."""
-        fn: _Constrain = self._constrain_fn  # type: ignore[assignment]
+        fn, _ = self._constrain_and_names()
         return fn.unwrapped(position, self._data[0])
 
     def rebuild(self, values: Mapping[str, Any]) -> Any:
@@ -326,10 +342,13 @@ class EquinoxModel(Model):
         `deterministics` (functions of the module, not leaves) are ignored.
         **Raises:** `KeyError` for a name the model does not have.
         """
-        fn: _Constrain = self._constrain_fn  # type: ignore[assignment]
+        fn, original = self._constrain_and_names()
         unknown = set(values) - set(self.variables)
         if unknown:
-            raise KeyError(f"rebuild got {sorted(unknown)}; the model's values are {fn.names}.")
+            raise KeyError(
+                f"rebuild got {sorted(unknown)}; the model's values are {list(self.variables)}."
+            )
+        values = {original[k]: v for k, v in values.items()}
         template = fn.unwrapped(self._initial_position, self._data[0])
         leaves, treedef = jax.tree.flatten(template)
         for name, i in zip(fn.names, fn.selected, strict=True):

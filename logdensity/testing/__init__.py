@@ -16,7 +16,11 @@
 Every check looks within `RADIUS` (1.5) of the initial position by default.
 """
 
-from ._agreement import agreement as agreement, assert_equivalent as assert_equivalent
+from ._agreement import (
+    agreement as agreement,
+    assert_equivalent as assert_equivalent,
+    match_names as match_names,
+)
 from ._conformance import check_logdensity as check_logdensity
 from ._sbc import SBCResult as SBCResult, sbc as sbc
 from ._strategies import (
@@ -31,6 +35,7 @@ __all__ = [
     "agreement",
     "assert_equivalent",
     "check_logdensity",
+    "match_names",
     "positions",
     "random_positions",
     "sbc",

@@ -3,6 +3,7 @@ constant and equal gradients, the Jacobian between their raw spaces included."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -16,7 +17,48 @@ from .._protocol import LogDensity
 from .._tree import leaf_names
 from ._strategies import RADIUS, random_positions
 
-__all__ = ["agreement", "assert_equivalent"]
+__all__ = ["agreement", "assert_equivalent", "match_names"]
+
+
+def _last(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def match_names(
+    a: LogDensity, b: LogDensity, names: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """`{a's name: b's name}` for the latents `b.unconstrain` needs: the given `names`,
+    then the same name, then the one name of `a` with the same last dotted part
+    (`kernel.lengthscale` for `lengthscale`, and the other way round).
+
+    **Raises:** `KeyError` naming `b`'s latents that no name of `a` matches (or matches
+    twice), with the names of both models.
+    """
+    mapping = dict(names or {})
+    a_names = list(a.variables)
+    unknown = sorted(set(mapping) - set(a_names))
+    if unknown:
+        raise KeyError(f"names maps {unknown}, which the first model does not have: {a_names}.")
+    taken = set(mapping.values())
+    missing = []
+    for n, info in b.variables.items():
+        if info.deterministic or n in taken:
+            continue
+        if n in a_names and n not in mapping:
+            mapping[n] = n
+            continue
+        candidates = [m for m in a_names if m not in mapping and _last(m) == _last(n)]
+        if len(candidates) == 1:
+            mapping[candidates[0]] = n
+        else:
+            missing.append(n)
+    if missing:
+        raise KeyError(
+            f"the second model ({b.backend!r}) needs {missing}, which the first "
+            f"({a.backend!r}: {a_names}) does not name alike; pass names={{first's name: "
+            "second's name}, or rename one model (Model.rename)."
+        )
+    return mapping
 
 
 def agreement(
@@ -27,6 +69,7 @@ def agreement(
     num_points: int = 20,
     radius: float = RADIUS,
     points: PyTree | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """How far two versions of one model agree, whatever raw space each backend picked.
 
@@ -34,7 +77,9 @@ def agreement(
     uniform(-radius, radius) per coordinate; or the given `points`, a batch of `a`'s
     positions on a leading axis, e.g. drawn by [`positions`][logdensity.testing.positions]),
     `T(x) = b.unconstrain(a.constrain(x))`
-    maps `x` to `b`'s space through the named model-space values. If the two models
+    maps `x` to `b`'s space through the named model-space values, matched by
+    [`match_names`][logdensity.testing.match_names] (`names`: `{a's name: b's name}`
+    where the backends name a value differently). If the two models
     are the same, `log p_a(x) = log p_b(T(x)) + log|det T'(x)| + const` (change of
     variables; the Jacobian term is 0 where both backends use the same bijectors).
 
@@ -44,9 +89,10 @@ def agreement(
     median offset, "worst_variable": the leaf of `a`'s position with the largest gradient
     difference, "points": the points (a pytree batched on axis 0)}`.
 
-    **Raises:** `KeyError` if `b.unconstrain` needs a value `a.constrain` does not give
-    (the two models do not name their variables alike).
+    **Raises:** `KeyError` if `b.unconstrain` needs a value that no name of `a`
+    matches.
     """
+    mapping = match_names(a, b, names)
     rng_key = jax.random.key(0) if rng_key is None else rng_key
     flat_a, flat_b = FlatView(a), FlatView(b)
     if points is None:
@@ -54,7 +100,8 @@ def agreement(
     xs = jax.vmap(flat_a.ravel)(points)
 
     def to_b(x: jax.Array) -> jax.Array:
-        return flat_b.unconstrain(flat_a.constrain(x))
+        values = flat_a.constrain(x)
+        return flat_b.unconstrain({mapping[k]: v for k, v in values.items() if k in mapping})
 
     def lp_b(x: jax.Array) -> jax.Array:
         return flat_b(to_b(x)) + jnp.linalg.slogdet(jax.jacfwd(to_b)(x))[1]
@@ -87,13 +134,15 @@ def assert_equivalent(
     radius: float = RADIUS,
     rtol: float | None = None,
     points: PyTree | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> None:
     """Assert that `a` and `b` are the same model: equal log densities up to one
     constant, and equal gradients, at points of `a`'s space mapped to `b`'s through the
     named values (see [`agreement`][logdensity.testing.agreement]; the log-Jacobian
     between the two raw spaces is accounted for). The points are random near `a`'s
     initial position, or the given `points` (batched on axis 0, e.g. hypothesis-drawn
-    with [`positions`][logdensity.testing.positions]).
+    with [`positions`][logdensity.testing.positions]). Names are matched as by
+    [`match_names`][logdensity.testing.match_names]; `names` gives `{a's name: b's}`.
 
     Tolerance: `rtol · max(1, max |log p|)` on the spread of the offsets and on the
     gradient differences; default `rtol` 1e-8 in float64 and 1e-3 in float32.
@@ -101,7 +150,9 @@ def assert_equivalent(
     **Raises:** `AssertionError` naming the worst point (its model-space values) and the
     variable whose gradient differs most.
     """
-    result = agreement(a, b, rng_key, num_points=num_points, radius=radius, points=points)
+    result = agreement(
+        a, b, rng_key, num_points=num_points, radius=radius, points=points, names=names
+    )
     x64 = ravel_pytree(a.initial_position)[0].dtype == jnp.float64
     rtol = (1e-8 if x64 else 1e-3) if rtol is None else rtol
     bar = rtol * max(1.0, result["max_lp"])
