@@ -375,3 +375,31 @@ def test_rename_gives_the_output_names_and_keeps_rebuild(x64):
         nested.rename({"nope": "x"})
     with pytest.raises(ValueError, match="several values the names \\['mu'\\]"):
         nested.rename({"kernel.scale": "mu"})
+
+
+def test_dims_come_from_the_modules_integer_fields():
+    """`eqx.nn.Linear`'s weight is `(out_features, in_features)` and its bias
+    `(out_features,)`, named per layer and shared; a square hidden layer's axes are
+    ambiguous (15 and 15) and keep `{path}_dim_{i}`; dims given win."""
+    mlp = eqx.nn.MLP(1, 1, 15, 2, key=jax.random.key(0))
+    priors = jax.tree.map(
+        lambda leaf: (
+            dd.Normal(jnp.zeros_like(leaf), jnp.ones_like(leaf))
+            if eqx.is_inexact_array(leaf)
+            else None
+        ),
+        mlp,
+    )
+
+    def log_likelihood(m, x):
+        return jnp.sum(jax.vmap(m)(x))
+
+    model = ld.from_equinox(mlp, log_likelihood, jnp.ones((3, 1)), priors=priors)
+    dims = {k: v.dims for k, v in model.variables.items()}
+    assert dims["layers[0].weight"] == ("layers[0].out_features", "layers[0].in_features")
+    assert dims["layers[0].bias"] == ("layers[0].out_features",)
+    assert dims["layers[2].weight"] == ("layers[2].out_features", "layers[2].in_features")
+    assert dims["layers[1].weight"] is None
+    given = ld.from_equinox(mlp, log_likelihood, jnp.ones((3, 1)), priors=priors,
+                            dims={"layers[0].bias": ("hidden",)})  # fmt: skip
+    assert given.variables["layers[0].bias"].dims == ("hidden",)

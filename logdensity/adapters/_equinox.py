@@ -41,6 +41,35 @@ def _child(node: Any, key: Any) -> Any:
     return None
 
 
+def _field_dims(unwrapped: Any, path: _Path, shape: tuple[int, ...]) -> tuple[str, ...] | None:
+    """Dims named after the integer fields of the module holding a leaf: an axis whose
+    length is the value of exactly one such field gets `{module path}.{field}` (an
+    `eqx.nn.Linear`'s weight is `(out_features, in_features)`), the other axes
+    `{leaf}_dim_{i}`; `None` when no axis is named so."""
+    import dataclasses
+
+    parent = unwrapped
+    for key in path[:-1]:
+        parent = _child(parent, key)
+    if parent is None or not dataclasses.is_dataclass(parent):
+        return None
+    sizes: dict[int, list[str]] = {}
+    for field in dataclasses.fields(parent):
+        value = getattr(parent, field.name, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            sizes.setdefault(value, []).append(field.name)
+    prefix, leaf = _name(path[:-1]), _name(path)
+    dims, used = [], set()
+    for i, n in enumerate(shape):
+        fields = sizes.get(n, [])
+        if len(fields) == 1 and fields[0] not in used:
+            used.add(fields[0])
+            dims.append(f"{prefix}.{fields[0]}" if prefix != "module" else fields[0])
+        else:
+            dims.append(f"{leaf}_dim_{i}")
+    return tuple(dims) if used else None
+
+
 def _walk(module: Any, path: _Path) -> tuple[str, Any]:
     """The display name of a free leaf at `path`, and the parax variable that owns it.
 
@@ -396,6 +425,10 @@ def from_equinox(
       `theta = mu + tau * theta_trans`) reported by `constrain` and kept in the draws,
       NumPyro's `numpyro.deterministic`. Their names must differ from the leaves'.
     - `dims`, `coords`: ArviZ dimension names per value (by path name) and labels.
+      Without them, an axis whose length is the value of exactly one integer field of
+      the module holding the leaf is named after it: `layers[0].weight` of an
+      `eqx.nn.Linear(3, 15)` has dims `(layers[0].out_features, layers[0].in_features)`,
+      shared with its bias; other axes are `{path}_dim_{i}`.
 
     **Returns:** an [`EquinoxModel`][logdensity.adapters.EquinoxModel], a `Model`
     whose position is `{path: raw value}` for every free leaf (path names as the
@@ -442,11 +475,18 @@ def from_equinox(
 
     unwrapped = constrain.unwrapped(position, structure.constants)
 
+    flat_with_paths = jax.tree_util.tree_flatten_with_path(unwrapped)[0]
     candidates = [
         (i, _name(path))
-        for i, (path, leaf) in enumerate(jax.tree_util.tree_flatten_with_path(unwrapped)[0])
+        for i, (path, leaf) in enumerate(flat_with_paths)
         if eqx.is_inexact_array(leaf)
     ]
+    found_dims = {}
+    for path, leaf in flat_with_paths:
+        if eqx.is_inexact_array(leaf) and jnp.ndim(leaf):
+            d = _field_dims(unwrapped, path, tuple(jnp.shape(leaf)))
+            if d is not None:
+                found_dims[_name(path)] = d
 
     def candidate_leaves(p: Mapping[str, Array]) -> list[Array]:
         leaves = jax.tree.leaves(constrain.unwrapped(p, structure.constants))
@@ -461,6 +501,7 @@ def from_equinox(
     names = constrain.names
     if deterministics is not None:  # their names are only known by tracing them
         names = tuple(jax.eval_shape(constrain, position, stored))
+    dims = {**{k: v for k, v in found_dims.items() if k in names}, **(dims or {})}
     return EquinoxModel(
         _LogDensity(structure),
         position,

@@ -112,7 +112,7 @@ def agreement(
     grad_diff = np.abs(np.asarray(grad_a) - np.asarray(grad_b))
     offset = float(np.median(diff))
     per_leaf = jax.tree.leaves(jax.vmap(flat_a.unravel)(jnp.asarray(grad_diff)))
-    names = leaf_names(a.initial_position)
+    leaves = leaf_names(a.initial_position)
     worst_leaf = int(np.argmax([np.max(g, initial=0.0) for g in per_leaf]))
     return {
         "offset_spread": float(diff.max() - diff.min()),
@@ -120,7 +120,7 @@ def agreement(
         "max_grad_diff": float(grad_diff.max()),
         "max_lp": float(np.max(np.abs(np.asarray(lp_a_val)))),
         "worst_point": int(np.argmax(np.abs(diff - offset))),
-        "worst_variable": names[worst_leaf],
+        "worst_variable": leaves[worst_leaf],
         "points": points,
     }
 
