@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= all,dev,docs
 
-.PHONY: install demo test test-slow test-pytensor3 lint typing docs bench mutation clean
+.PHONY: install demo test test-slow test-pytensor3 lint typing docs docs-figures bench mutation clean
 
 # The example adapter plugin (plugins/logdensity-distribution) is installed too: its
 # entry point is what the registry tests find.
@@ -51,6 +51,11 @@ typing: install
 
 docs: install
 	$(VENV)/bin/mkdocs build --strict
+
+# the figures of docs/img, from the docs' example scripts (a few minutes on 2 cores)
+docs-figures: install
+	MPLBACKEND=Agg $(PY) docs/examples/numpyro_linear_regression.py
+	MPLBACKEND=Agg $(PY) docs/examples/equinox_tutorials.py
 
 bench: install
 	$(PY) -m benchmarks --quick

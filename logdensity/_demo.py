@@ -149,9 +149,10 @@ def run_demo(
         for message in r["warnings"]:
             print(f"warning: {message}")
         idata.to_netcdf(str(out / f"rat_tumors_{backend}.nc"))
-        az.plot_trace(idata, var_names=["alpha", "beta"])
+        axes = az.plot_trace(idata, var_names=["alpha", "beta"], figsize=(9, 4.5))
+        axes[0, 0].figure.suptitle(f"rat tumors through {backend}: posterior of alpha, beta")
         plt.tight_layout()
-        plt.savefig(out / f"rat_tumors_{backend}.png", dpi=80)
+        plt.savefig(out / f"rat_tumors_{backend}.png", dpi=100)
         plt.close("all")
         print(f"wrote {out / f'rat_tumors_{backend}.nc'} and .png\n")
 

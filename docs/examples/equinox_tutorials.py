@@ -41,15 +41,16 @@ def linear_model() -> None:
     )
 
     grid = jnp.linspace(-2.5, 2.5, 101)
-    draws = {k: jnp.asarray(post[k].values.reshape(-1)) for k in ("weight", "bias", "noise")}
-    lines = jax.vmap(lambda v: model.rebuild(v)(grid))(draws)  # one line per draw
+    lines = jax.vmap(lambda v: model.rebuild(v)(grid))(ld.flat_draws(idata))  # one per draw
     lo, hi = np.percentile(lines, [2.5, 97.5], axis=0)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.fill_between(grid, lo, hi, alpha=0.3, label="95% band")
     ax.plot(grid, lines.mean(0), label="posterior mean")
     ax.plot(grid, 2.5 * grid + 1.0, "k--", label="truth")
     ax.scatter(data["x"], data["y"], s=10, c="k", label="data")
-    ax.legend()
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend(loc="upper left")
     ax.set_title("BayesianLinearModel: functional posterior")
     fig.tight_layout()
     fig.savefig(IMG / "equinox_linear.png", dpi=100)
