@@ -21,8 +21,12 @@ def main(argv: list[str] | None = None) -> int:
         "and a figure per backend to --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    demo.add_argument("--out", type=Path, default=Path("logdensity-demo"),
-                      help="directory for the report, the draws (netCDF) and the figures")  # fmt: skip
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("logdensity-demo"),
+        help="directory for the report, the draws (netCDF) and the figures",
+    )
     demo.add_argument("--chains", type=int, default=4, help="chains per backend")
     demo.add_argument("--warmup", type=int, default=1000,
                       help="warmup (adaptation) steps per chain")  # fmt: skip

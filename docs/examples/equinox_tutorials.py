@@ -30,7 +30,6 @@ def linear_model() -> None:
     data = zoo.data("linear_regression")
     model = zoo.build("linear_regression", "equinox", x=data["x"], y=data["y"])
     idata = ld.sample(model, jax.random.key(0), num_chains=4, progress_bar=False)
-    post = idata.posterior
     slope, intercept = np.polyfit(data["x"], data["y"], 1)
     resid = data["y"] - (slope * data["x"] + intercept)
     print(az.summary(idata, var_names=["weight", "bias", "noise"]))
