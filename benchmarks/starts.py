@@ -8,7 +8,8 @@ Reported per init, over the seeds:
   chains' median, or a log density that never changes), summed over the seeds;
 - **warmup steps to the typical set**: per chain, the first warmup step whose log
   density reaches the 1% quantile of that run's sampling-phase log density (every
-  chain's); the median over the seeds of the slowest live chain (frozen chains left out);
+  chain's); the median over the seeds of the slowest live chain (frozen chains left out).
+  A mode's log density is above the typical set's, so "map" scores 0 by construction;
 - seconds per run (compilation included) and divergences after warmup.
 """
 

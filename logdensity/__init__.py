@@ -6,6 +6,7 @@ the map back to named constrained values and an initial point. `sample` runs Sta
 window adaptation and NUTS on any of them and returns `arviz.InferenceData`.
 """
 
+from ._draws import flat_draws as flat_draws
 from ._inference_data import diagnose as diagnose
 from ._model import (
     DataForm as DataForm,
@@ -14,7 +15,7 @@ from ._model import (
     SameStructure as SameStructure,
 )
 from ._optimize import MAP as MAP, find_map as find_map, log_jacobian as log_jacobian
-from ._predict import flat_draws as flat_draws, predict as predict
+from ._predict import predict as predict
 from ._protocol import LogDensity as LogDensity, VariableInfo as VariableInfo
 from ._sample import (
     SamplerState as SamplerState,

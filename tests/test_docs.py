@@ -9,9 +9,10 @@ import pytest
 mktestdocs = pytest.importorskip("mktestdocs")
 
 DOCS = Path(__file__).parent.parent / "docs"
-# pages that run full-length sampling, SBC or the masterclass fits: the slow suite
+# pages that run full-length sampling, SBC or the masterclass fits (and every tutorial):
+# the slow suite
 SLOW = {"numpyro.md", "pytensor.md", "equinox.md", "testing.md", "index.md", "sampling.md"}
-PAGES = sorted(p.name for p in DOCS.glob("*.md"))
+PAGES = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md"))
 
 
 def test_every_page_is_listed():
@@ -23,7 +24,10 @@ def test_every_page_is_listed():
 
 @pytest.mark.parametrize(
     "page",
-    [pytest.param(p, marks=pytest.mark.slow) if p in SLOW else p for p in PAGES],
+    [
+        pytest.param(p, marks=pytest.mark.slow) if p in SLOW or p.startswith("tutorials") else p
+        for p in PAGES
+    ],
 )
 def test_docs_page_runs(page, monkeypatch, tmp_path):
     monkeypatch.setenv("MPLBACKEND", "Agg")

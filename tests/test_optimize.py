@@ -200,7 +200,7 @@ def test_init_is_validated():
 @pytest.mark.slow
 def test_pathfinder_starts_freeze_no_chain_on_arma11(x64):
     """posteriordb's arma11 over 10 seeds, 4 chains each: jittered starts with
-    |theta| > 1 overflow the moving-average recursion and freeze chains (measured: 13
+    |theta| > 1 overflow the moving-average recursion and freeze chains (measured: 16
     of 40 in benchmarks/results/starts.md); Pathfinder's starts freeze none."""
     model = arma11_jax(load_arma())
     frozen = {}

@@ -25,17 +25,12 @@ from ._programs import precompile_chunk, state_shapes
 from ._settings import ChainMethod, Init, Metric, Settings
 from ._starts import start_chains
 from ._state import SamplerState, continued, sampler_state_group
+from ._warnings import SamplingWarning
 
 if TYPE_CHECKING:
     from ._store import Store
 
 __all__ = ["SamplingWarning", "resume", "sample"]
-
-
-class SamplingWarning(UserWarning):
-    """Sampling finished but its diagnostics say the draws may not be trustworthy:
-    divergences, R-hat above 1.01, bulk or tail ESS below 100 per chain, or an
-    interrupted run."""
 
 
 def sample(

@@ -18,6 +18,7 @@ from ._chains import stack_chains
 from ._programs import jittered, start
 from ._settings import Settings
 from ._state import SamplerState
+from ._warnings import SamplingWarning
 
 __all__ = ["start_chains"]
 
@@ -89,8 +90,6 @@ def _moved_starts(
     positions, finite = _moved(model, init, keys, jnp.asarray(jitter))
     redraw = ~np.asarray(finite)
     if redraw.any():
-        from ._sample import SamplingWarning
-
         warnings.warn(
             f"init={init!r} ended at a non-finite log density for chains "
             f"{np.flatnonzero(redraw).tolist()}; they start from their jittered starts.",

@@ -517,7 +517,7 @@ def numpyro_predictions(
     from numpyro import handlers
     from numpyro.infer.util import log_likelihood as numpyro_log_likelihood
 
-    from .._predict import _batched, _draws, _group_name
+    from .._draws import batched, group_name, latent_draws
 
     form = model._data_form
     if not isinstance(form, _ArgumentData):
@@ -560,7 +560,7 @@ def numpyro_predictions(
             trace = run.get_trace(*call_args, **call_kwargs)
             return {n: trace[n]["value"] for n in latents + deterministic + observed}
 
-        drawn = _batched(from_prior, {"_": np.zeros(num_samples)}, rng_key, batch_size)
+        drawn = batched(from_prior, {"_": np.zeros(num_samples)}, rng_key, batch_size)
         dims, coords = _dims_and_coords(tr, list(drawn))
         return az.from_dict(
             prior={n: drawn[n][None] for n in drawn if n not in observed},
@@ -570,14 +570,14 @@ def numpyro_predictions(
             coords=coords,
         )
 
-    draws = _draws(model, idata, source)
-    out = _batched(simulate, draws, rng_key, batch_size)
+    draws = latent_draws(model, idata, source)
+    out = batched(simulate, draws, rng_key, batch_size)
     chains, num = idata[source].sizes["chain"], idata[source].sizes["draw"]
 
     def shaped(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {n: v.reshape(chains, num, *v.shape[1:]) for n, v in values.items()}
 
-    group = _group_name(source, new_inputs)
+    group = group_name(source, new_inputs)
     groups: dict[str, Any] = {group: shaped(out)}
     dims, coords = _dims_and_coords(tr, sites)
     if new_inputs:
@@ -598,7 +598,7 @@ def numpyro_predictions(
                 ll = numpyro_log_likelihood(fn, one, *call_args, **call_kwargs)
                 return {n: v[0] for n, v in ll.items()}
 
-            groups["log_likelihood"] = shaped(_batched(pointwise, draws, rng_key, batch_size))
+            groups["log_likelihood"] = shaped(batched(pointwise, draws, rng_key, batch_size))
     idata.extend(az.from_dict(**groups, dims=dims, coords=coords))
     return idata
 
