@@ -15,6 +15,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree, Scalar
 
 from ._model import as_model
 from ._protocol import LogDensity
+from ._tree import leaf_names
 
 __all__ = ["MAP", "find_map", "log_jacobian"]
 
@@ -100,7 +101,8 @@ def log_jacobian(model: LogDensity) -> Callable[[Float[Array, " dim"]], Scalar]:
         n = s.stop - s.start
         if rows.size < n:
             raise ValueError(
-                f"position leaf {i} ({n} coordinates) moves {rows.size} latent entries: "
+                f"position leaf {leaf_names(model.initial_position)[i]!r} ({n} "
+                f"coordinates) moves {rows.size} latent entries: "
                 "the map to the constrained values is not injective there, so it has no "
                 "log-Jacobian; use jacobian=True."
             )

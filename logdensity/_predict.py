@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from ._draws import as_dict, batched, group_name, latent_draws
+from ._draws import as_dict, batched, flat_draws, group_name, latent_draws
 from ._model import Model, as_model
 from ._protocol import LogDensity
 
@@ -36,12 +36,14 @@ def predict(
 
     **Which draws** (`source`): `idata`'s `"posterior"` (the default when it has one) or
     `"prior"` group. A NumPyro model with `idata=None` draws `num_samples` from its
-    prior first (`numpyro.infer.Predictive`), into a new `InferenceData`'s `prior`.
+    prior first (NumPyro's handlers, as `numpyro.infer.Predictive` does), into a new
+    `InferenceData`'s `prior`.
 
     **What is simulated:**
 
     - **NumPyro** (`from_numpyro` models, `fn=None`): the sites observed when the model
-      was built, simulated with NumPyro's `Predictive` on `handlers.uncondition(model)`.
+      was built, simulated per draw with NumPyro's handlers (`condition` on the draw,
+      `uncondition`, `seed`: what `numpyro.infer.Predictive` does).
       With no `*args`/`**kwargs`, the model runs on the arguments it was built with,
       and the pointwise `log_likelihood` (`numpyro.infer.util.log_likelihood`) and
       `observed_data` are added too (LOO/WAIC). With new arguments, it runs on exactly
@@ -51,7 +53,8 @@ def predict(
       the new inputs), and the new array arguments go to `predictions_constant_data`.
     - **Any backend, with `fn`**: `fn(point, rng_key)` for every draw, where `point` is
       the rebuilt module for an Equinox model (`model.rebuild(values)`, parameters in
-      their own space) and the draw's `{name: constrained value}` otherwise. It returns an
+      their own space) and the draw's `{name: constrained value}` otherwise (latents,
+      and the deterministics the group holds). It returns an
       array (named `prediction`) or `{name: array}`. New inputs are what `fn` closes
       over; pass them as `constant_data` to store them.
     - **PyMC**: use PyMC's own `pm.set_data` and `pm.sample_posterior_predictive(idata,
@@ -111,6 +114,8 @@ def predict(
     if idata is None:
         raise ValueError("predict with fn needs idata with a posterior or prior group.")
     draws = latent_draws(model, idata, source)
+    present = [n for n in model.variables if n not in draws and n in idata[source]]
+    draws.update(flat_draws(idata, source, present))  # the deterministics too
     rebuild = getattr(model, "rebuild", None)
 
     def one(values: dict[str, Any], key: PRNGKeyArray) -> dict[str, Any]:
