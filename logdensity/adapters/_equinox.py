@@ -46,8 +46,6 @@ def _field_dims(unwrapped: Any, path: _Path, shape: tuple[int, ...]) -> tuple[st
     length is the value of exactly one such field gets `{module path}.{field}` (an
     `eqx.nn.Linear`'s weight is `(out_features, in_features)`), the other axes
     `{leaf}_dim_{i}`; `None` when no axis is named so."""
-    import dataclasses
-
     parent = unwrapped
     for key in path[:-1]:
         parent = _child(parent, key)

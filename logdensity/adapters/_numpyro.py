@@ -381,12 +381,14 @@ def add_numpyro_predictive(
 ) -> Any:
     """Add `posterior_predictive`, `log_likelihood` and `observed_data` to `idata`.
 
-    For every draw of `idata.posterior`, the observed sites of `model` are simulated
-    (`numpyro.infer.Predictive` on `numpyro.handlers.uncondition(model)`) and their
-    pointwise log-likelihood is evaluated (`numpyro.infer.util.log_likelihood`), as
-    ArviZ's LOO/WAIC expect. Draws are processed `batch_size` at a time in one compiled
-    function, so memory stays bounded. `numpyro.factor` sites are not observations and
-    are skipped. Call with the same arguments (data included) used for inference.
+    `logdensity.predict(from_numpyro(model, *model_args, **kwargs), idata, rng_key=...)`
+    with the model function: for every draw of `idata.posterior`, the observed sites of
+    `model` are simulated (NumPyro's handlers on `handlers.uncondition(model)`) and
+    their pointwise log-likelihood is evaluated (`numpyro.infer.util.log_likelihood`),
+    as ArviZ's LOO/WAIC expect. Draws are processed `batch_size` at a time in one
+    compiled function, so memory stays bounded. `numpyro.factor` sites are not
+    observations and are skipped. Call with the same arguments (data included) used for
+    inference; for new inputs, use `logdensity.predict` on the built model.
 
     **Arguments:** `idata` from `logdensity.sample` on `from_numpyro(model, ...)`;
     `rng_key` for the simulations; `model_kwargs` for a model parameter named like one
@@ -402,74 +404,11 @@ def add_numpyro_predictive(
     require("numpyro", "numpyro")
     model_kwargs = {**(model_kwargs or {}), **kwargs}
     _bind(model, model_args, model_kwargs, {"rng_key": rng_key})
-    import arviz as az
-    from numpyro import handlers
-    from numpyro.infer import Predictive
-    from numpyro.infer.util import log_likelihood as numpyro_log_likelihood
-
-    tr = _trace(model, model_args, model_kwargs)
-    observed = {
-        name: site
-        for name, site in tr.items()
-        if site["type"] == "sample"
-        and site["is_observed"]
-        and not site["infer"].get("is_auxiliary", False)
-    }
-    if not observed:
-        raise ValueError(
-            "the model has no observed sample site to predict when called with these "
-            "arguments; to predict at new inputs, where the observations are None, use "
-            "logdensity.predict(built_model, idata, *new_inputs, rng_key=...), which "
-            "finds the sites observed when the model was built."
-        )
-    latents = [n for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]]
-    post = idata["posterior"]
-    missing = [n for n in latents if n not in post]
-    if missing:
-        raise ValueError(f"idata.posterior lacks the latent sites {missing}.")
-    if post.sizes.get("draw", 0) == 0:
-        raise ValueError("idata.posterior has no draws to predict from (an interrupted run?).")
-    samples = {n: jnp.asarray(post[n].values) for n in latents}
-
-    @jax.jit
-    def batch(chunk: dict[str, Array], key: Array) -> tuple[dict[str, Array], dict[str, Array]]:
-        simulated = Predictive(
-            handlers.uncondition(model),
-            posterior_samples=chunk,
-            batch_ndims=2,
-            return_sites=list(observed),
-        )(key, *model_args, **model_kwargs)
-        loglik = (
-            numpyro_log_likelihood(model, chunk, *model_args, batch_ndims=2, **model_kwargs)
-            if log_likelihood
-            else {}
-        )
-        return simulated, loglik
-
-    num_draws = post.sizes["draw"]
-    parts = []
-    for start in range(0, num_draws, batch_size):
-        chunk = {n: v[:, start : start + batch_size] for n, v in samples.items()}
-        parts.append(jax.device_get(batch(chunk, jax.random.fold_in(rng_key, start))))
-    simulated = {n: np.concatenate([p[0][n] for p in parts], axis=1) for n in observed}
-    loglik = {n: np.concatenate([p[1][n] for p in parts], axis=1) for n in parts[0][1]}
-    dims = {
-        n: list(_site_dims(s, jnp.ndim(s["value"]), len(s["fn"].event_shape)))
-        for n, s in observed.items()
-    }
-    coords = {
-        name: np.arange(site["args"][0]) for name, site in tr.items() if site["type"] == "plate"
-    }
-    used = {d for ds in dims.values() for d in ds}
-    extra = az.from_dict(
-        posterior_predictive=simulated,
-        log_likelihood=loglik or None,
-        observed_data={n: np.asarray(s["value"]) for n, s in observed.items()},
-        dims=dims,
-        coords={k: v for k, v in coords.items() if k in used},
-    )
-    idata.extend(extra)
-    return idata
+    built = from_numpyro(model, *model_args, model_kwargs=model_kwargs)
+    return numpyro_predictions(
+        built, idata, (), {}, rng_key=rng_key, source="posterior", num_samples=0,
+        log_likelihood=log_likelihood, batch_size=batch_size,
+    )  # fmt: skip
 
 
 def _observed(tr: Any) -> dict[str, Any]:
@@ -529,16 +468,15 @@ def numpyro_predictions(
     if not observed:
         raise ValueError(
             f"{fn.__name__} has no observed sample site (obs=...) when called with the "
-            "arguments it was built with, so there is nothing to predict; pass fn= to "
+            "arguments it was built with, so there is nothing to predict. To predict at "
+            "new inputs, build the model with its observations and call "
+            "logdensity.predict(model, idata, *new_inputs, rng_key=...); pass fn= to "
             "predict a function of the draws."
         )
     new_inputs = bool(args or kwargs)
-    if new_inputs:
-        _bind(fn, args, kwargs, {})
-        call_args, call_kwargs = args, kwargs
-    else:
-        call_args, call_kwargs = built_args, built_kwargs
-    tr = _trace(fn, call_args, call_kwargs)
+    bound = _bind(fn, args, kwargs, {}) if new_inputs else None
+    call_args, call_kwargs = (args, kwargs) if new_inputs else (built_args, built_kwargs)
+    tr = _trace(fn, call_args, call_kwargs) if new_inputs else built
     missing = [n for n in observed if n not in tr]
     if missing:
         raise ValueError(f"{fn.__name__} has no site {missing} when called with the new arguments.")
@@ -581,8 +519,8 @@ def numpyro_predictions(
     groups: dict[str, Any] = {group: shaped(out)}
     dims, coords = _dims_and_coords(tr, sites)
     if new_inputs:
-        arguments = _bind(fn, args, kwargs, {}).arguments
-        constant = {n: np.asarray(v) for n, v in arguments.items() if _is_data(v)}
+        assert bound is not None
+        constant = {n: np.asarray(v) for n, v in bound.arguments.items() if _is_data(v)}
         groups["predictions_constant_data"] = constant
         for name, value in constant.items():  # an input along one plate takes its dim
             plates = [p for p, labels in coords.items() if value.ndim and len(labels) == len(value)]
