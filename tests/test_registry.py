@@ -146,3 +146,44 @@ def test_the_example_plugin_is_installed():
     model = ld.adapt(dist.Dirichlet(jnp.ones(3)))
     assert model.backend == "distribution"
     assert model.flat.dim == 2
+
+
+def test_a_plugin_that_fails_to_load_is_not_listed_and_is_refused_with_its_cause(fresh_registry):
+    """Issue 15: a broken plugin was listed by `available()`, then `adapt(backend=...)`
+    said "no adapter named"."""
+    fresh_registry({"broken": _entry_point("broken", "no_such_module_here:adapter")})
+    with pytest.warns(UserWarning, match="failed to load"):
+        names = ld.adapters.available()
+    assert "broken" not in names
+    with pytest.raises(ImportError, match=r"'broken'.*failed to load.*no_such_module_here"):
+        ld.adapt(Box(0.0), backend="broken")
+
+
+def test_dispatch_to_a_built_in_loads_no_plugin(fresh_registry, monkeypatch):
+    """Issue 15: `adapt()` on a built-in type imported every plugin."""
+    fresh_registry({"box": _entry_point("box", f"{__name__}:box_adapter")})
+
+    def refuse() -> None:
+        raise AssertionError("a plugin was loaded")
+
+    monkeypatch.setattr(_registry, "_plugin_adapters", refuse)
+    pytest.importorskip("pytensor")
+    import pytensor.tensor as pt
+
+    mu = pt.dscalar("mu")
+    assert ld.adapt(-0.5 * mu**2, [mu]).backend == "pytensor"
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"types": "equinox:Module"}, "adapter 'bad': types must be a tuple"),
+        ({"types": ("equinox.Module",)}, "adapter 'bad': each entry of types"),
+        ({"types": (3,)}, "adapter 'bad': each entry of types"),
+        ({"build": 3}, "adapter 'bad': build must be a callable"),
+        ({"build": "no_colon_here"}, "adapter 'bad': build must be a callable"),
+    ],
+)
+def test_a_malformed_adapter_is_refused_naming_it(fields, words):
+    with pytest.raises(TypeError, match=words):
+        Adapter(**({"name": "bad", "build": _from_box} | fields))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -60,6 +60,30 @@ class Adapter:
     build: Callable[..., LogDensity] | str
     types: tuple[str, ...] = ()
     description: str = ""
+
+    def __post_init__(self) -> None:
+        """**Raises:** `TypeError` naming the adapter for a malformed field: a `types`
+        that is not a tuple (or list) of `"module:QualName"` strings, a `build` that is
+        neither callable nor a `"module:function"` string."""
+        types = self.types
+        if isinstance(types, str) or not isinstance(types, tuple | list):
+            raise TypeError(
+                f"adapter {self.name!r}: types must be a tuple of 'module:QualName' "
+                f"strings; got {types!r}"
+            )
+        bad = [t for t in types if not isinstance(t, str) or t.count(":") != 1]
+        if bad:
+            raise TypeError(
+                f"adapter {self.name!r}: each entry of types must be a 'module:QualName' "
+                f"string; got {bad!r}"
+            )
+        object.__setattr__(self, "types", tuple(types))
+        build = self.build
+        if not callable(build) and not (isinstance(build, str) and build.count(":") == 1):
+            raise TypeError(
+                f"adapter {self.name!r}: build must be a callable or a 'module:function' "
+                f"string; got {build!r}"
+            )
 
     def accepts(self, obj: Any) -> bool:
         """Whether `obj` is an instance of one of `types`, importing nothing new."""
@@ -116,6 +140,7 @@ _BUILTIN = (
 
 _registered: dict[str, Adapter] = {}
 _plugins: dict[str, Adapter] | None = None
+_failed: dict[str, str] = {}  # plugin name -> why it did not load
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:
@@ -128,28 +153,28 @@ def _plugin_adapters() -> dict[str, Adapter]:
     if _plugins is None:
         builtin = {a.name for a in _BUILTIN}
         loaded: dict[str, Adapter] = {}
+        _failed.clear()
         for name, ep in _entry_points().items():
+            why = None
             if name in builtin:
-                warnings.warn(
-                    f"plugin adapter {name!r} ({ep.value}) shadows a built-in adapter; ignored",
-                    stacklevel=3,
-                )
-                continue
-            try:
-                adapter = ep.load()
-            except Exception as e:
-                warnings.warn(
-                    f"plugin adapter {name!r} ({ep.value}) failed to load: {e!r}", stacklevel=3
-                )
-                continue
-            if not isinstance(adapter, Adapter):
-                warnings.warn(
-                    f"plugin adapter {name!r}: {ep.value} is a {type(adapter).__name__}, "
-                    "not a logdensity.adapters.Adapter; ignored",
-                    stacklevel=3,
-                )
-                continue
-            loaded[name] = adapter
+                why = f"plugin adapter {name!r} ({ep.value}) shadows a built-in adapter; ignored"
+            else:
+                try:
+                    adapter = ep.load()
+                except Exception as e:
+                    why = f"plugin adapter {name!r} ({ep.value}) failed to load: {e!r}"
+                else:
+                    if not isinstance(adapter, Adapter):
+                        why = (
+                            f"plugin adapter {name!r}: {ep.value} is a "
+                            f"{type(adapter).__name__}, not a logdensity.adapters.Adapter; "
+                            "ignored"
+                        )
+            if why is None:
+                loaded[name] = adapter
+            else:
+                _failed[name] = why
+                warnings.warn(why, stacklevel=3)
         _plugins = loaded
     return _plugins
 
@@ -168,23 +193,29 @@ def register(adapter: Adapter, *, replace: bool = False) -> None:
 
 
 def available() -> dict[str, str]:
-    """Every adapter's name and where it comes from, without importing any backend.
+    """Every adapter that can be used, and where it comes from, without importing any
+    backend.
 
     **Returns:** `{name: origin}` with origin `"logdensity"` for the built-in adapters,
     the entry point's value (`"package.module:adapter"`) for installed plugins, and
-    `"register()"` for adapters added at run time. Plugins are listed from their
-    entry-point metadata; nothing is loaded.
+    `"register()"` for adapters added at run time. Plugins are loaded (their entry
+    points' modules, which by contract import no backend) so that one that fails to load
+    is left out, with a `UserWarning` saying why, instead of listed and then refused.
     """
     out = {a.name: "logdensity" for a in _BUILTIN}
-    for name, ep in _entry_points().items():
-        out.setdefault(name, ep.value)
+    points = _entry_points()
+    for name in _plugin_adapters():
+        out.setdefault(name, points[name].value)
     for name in _registered:
         out.setdefault(name, "register()")
     return out
 
 
-def _adapters() -> list[Adapter]:
-    return [*_BUILTIN, *_registered.values(), *_plugin_adapters().values()]
+def _adapters() -> Iterator[Adapter]:
+    """In dispatch order; the plugins are loaded only if no earlier adapter matched."""
+    yield from _BUILTIN
+    yield from tuple(_registered.values())
+    yield from _plugin_adapters().values()
 
 
 def adapt(obj: Any, *args: Any, backend: str | None = None, **kwargs: Any) -> LogDensity:
@@ -203,6 +234,7 @@ def adapt(obj: Any, *args: Any, backend: str | None = None, **kwargs: Any) -> Lo
     `backend="jax"`.
 
     **Raises:** `KeyError` for an unknown `backend` (listing the available ones);
+    `ImportError` for a plugin `backend` that failed to load (saying why);
     `TypeError` when no adapter takes an object of this type (naming the type, and for
     callables the `backend=` to pass).
     """
@@ -210,6 +242,8 @@ def adapt(obj: Any, *args: Any, backend: str | None = None, **kwargs: Any) -> Lo
         by_name = {a.name: a for a in _BUILTIN} | _registered
         if backend not in by_name:
             by_name = _plugin_adapters() | by_name
+        if backend not in by_name and backend in _failed:
+            raise ImportError(_failed[backend])
         if backend not in by_name:
             raise KeyError(f"no adapter named {backend!r}; available: {sorted(available())}")
         return by_name[backend](obj, *args, **kwargs)
