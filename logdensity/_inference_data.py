@@ -222,8 +222,14 @@ def _rhat_ess(post: xr.Dataset) -> tuple[dict[str, float], dict[str, str]]:
     `arviz_stats.base.array_stats` (ArviZ's array functions: the same numbers as
     `arviz.rhat`/`arviz.ess`, vectorised over the scalars, about five times faster on
     a 10,000-parameter model). Scalars go in blocks of at most `_BLOCK` values, so the
-    rank-normalised copies stay small next to the draws. Empty if none varies."""
-    values = list(post.data_vars.values())
+    rank-normalised copies stay small next to the draws. Booleans, complex values and
+    zero-size variables are skipped (R-hat and ESS are defined for real scalars). Empty
+    if none varies."""
+    values = [
+        v
+        for v in post.data_vars.values()
+        if v.size and (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer))
+    ]
     if not values:
         return {}, {}
     checks: list[tuple[str, str, dict[str, Any], int]] = []

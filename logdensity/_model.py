@@ -107,6 +107,22 @@ def _check_labels(infos: list[VariableInfo], coords: Mapping[str, Any]) -> None:
         )
 
 
+def _python_scalars(data: PyTree) -> list[str]:
+    """Leaf paths of `data` that are Python numbers inside a list or tuple (a list of
+    floats given where an array was meant)."""
+    flat = jax.tree_util.tree_flatten_with_path(data)[0]
+    found = {
+        jax.tree_util.keystr(path[: max(i for i, k in enumerate(path) if _in_sequence(k))])
+        for path, leaf in flat
+        if isinstance(leaf, int | float | bool) and any(_in_sequence(k) for k in path)
+    }
+    return sorted(p or "data" for p in found)
+
+
+def _in_sequence(key: Any) -> bool:
+    return isinstance(key, jax.tree_util.SequenceKey)
+
+
 def _freeze_coords(
     coords: Mapping[str, Any] | None,
 ) -> tuple[tuple[str, tuple[Any, ...]], ...]:
@@ -148,8 +164,10 @@ class Model:
 
     **Raises:**
 
-    - `TypeError` if `initial_position` has a leaf that is not a floating array.
-    - `ValueError` if `dims` names a variable that `constrain_fn` does not return or
+    - `TypeError` if `initial_position` has a leaf that is not a floating array;
+      `constrain_fn` returns a value that is not real, integer or boolean (complex);
+      or `logdensity_fn` fails on data given as Python lists of numbers (naming them).
+    - `ValueError` if `initial_position` has no leaves (`{}`), or if `dims` names a variable that `constrain_fn` does not return or
       gives it the wrong number of dims; a variable is named `chain`, `draw` or like a
       dim; a dim has two lengths, or coords of another length than their dim; or if
       `logdensity_fn` at the initial position is not a scalar.
@@ -180,6 +198,11 @@ class Model:
         data_form: DataForm | None = None,
     ):
         initial_position = jax.tree.map(jnp.asarray, initial_position)
+        if not jax.tree.leaves(initial_position):
+            raise ValueError(
+                f"initial_position {initial_position!r} has no array leaves: a model needs "
+                "at least one unconstrained coordinate to sample."
+            )
         for name, leaf in zip(
             leaf_names(initial_position), jax.tree.leaves(initial_position), strict=True
         ):
@@ -194,7 +217,17 @@ class Model:
             constrain_fn = _IdentityConstrain(names)
             unconstrain_fn = unconstrain_fn or _IdentityUnconstrain(names, treedef)
 
-        out = jax.eval_shape(logdensity_fn, initial_position, data)
+        try:
+            out = jax.eval_shape(logdensity_fn, initial_position, data)
+        except TypeError as e:
+            listed = _python_scalars(data)
+            if not listed:
+                raise
+            raise TypeError(
+                f"logdensity_fn failed on the data ({e}); data {listed} hold Python "
+                "numbers in a list or tuple, which JAX takes as a container of scalars, "
+                "not an array: pass jnp.asarray(...) (or np.asarray) instead."
+            ) from e
         if getattr(out, "shape", None) != ():
             raise ValueError(
                 f"logdensity_fn must return a scalar; at the initial position it returns "
@@ -210,6 +243,16 @@ class Model:
             )
         infos = []
         for name, value in values.items():
+            if not (
+                jnp.issubdtype(value.dtype, jnp.floating)
+                or jnp.issubdtype(value.dtype, jnp.integer)
+                or value.dtype == jnp.bool_
+            ):
+                raise TypeError(
+                    f"constrain returns {name!r} of dtype {value.dtype}; draws are real, "
+                    "integer or boolean arrays (ArviZ's diagnostics and netCDF take no "
+                    f"other): return jnp.real({name}) and jnp.imag({name}) as two values."
+                )
             d = tuple(dims[name]) if name in dims else None
             if d is not None and len(d) != len(value.shape):
                 raise ValueError(

@@ -23,11 +23,14 @@ def x64():
 # diagnose: the closing "Sampling diagnostics" SamplingWarning is expected there, and
 # any other SamplingWarning (an interrupt, a bad start) still fails the test.
 short_run = pytest.mark.filterwarnings("ignore:Sampling diagnostics:logdensity.SamplingWarning")
+# A run without warmup on purpose (a fixed step size and metric): its warning is expected.
+no_warmup = pytest.mark.filterwarnings("ignore:num_warmup=0:logdensity.SamplingWarning")
 
 
 @contextlib.contextmanager
 def short_runs():
-    """`short_run` for the runs inside a `with` block only."""
+    """`short_run` and `no_warmup` for the runs inside a `with` block only."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Sampling diagnostics", UserWarning)
+        warnings.filterwarnings("ignore", "num_warmup=0", UserWarning)
         yield

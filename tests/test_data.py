@@ -121,14 +121,15 @@ def test_equinox_positional_and_keyword_data():
     def log_likelihood(m, y, *, scale=1.0):
         return -0.5 * jnp.sum((y - m.mu) ** 2) / scale
 
-    positional = ld.from_equinox(Mean(jnp.zeros(())), log_likelihood, jnp.ones(2))
+    positional = ld.from_equinox(Mean(jnp.zeros(())), log_likelihood, jnp.ones(2), flat_priors=True)
     assert isinstance(positional.data, tuple)
     assert len(positional.data) == 1
     np.testing.assert_allclose(_lp(positional.replace_data((jnp.zeros(2),))), 0.0)
     with pytest.raises(ValueError, match=r"tuple of 1 data arguments.*got 2 arguments"):
         positional.replace_data((jnp.zeros(2), jnp.zeros(2)))
     keyword = ld.from_equinox(
-        Mean(jnp.zeros(())), log_likelihood, data={"y": jnp.ones(2), "scale": jnp.ones(())}
+        Mean(jnp.zeros(())), log_likelihood, data={"y": jnp.ones(2), "scale": jnp.ones(())},
+        flat_priors=True,
     )
     assert sorted(keyword.data) == ["scale", "y"]
     np.testing.assert_allclose(_lp(keyword), _lp(positional))

@@ -77,7 +77,9 @@ KINDS = ["random_positive", "random_bounded", "constrained", "fixed", "derived",
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_conformance_for_each_kind_of_variable(kind, x64):
-    model = ld.from_equinox(_net(kind), _mlp_log_likelihood, *_xy())
+    model = ld.from_equinox(
+        _net(kind), _mlp_log_likelihood, *_xy(), flat_priors=kind == "plain"
+    )
     check_logdensity(model, num_points=4)
     names = set(model.variables)
     assert {"layers[0].weight", "layers[0].bias", "layers[1].weight", "scale"} <= names
@@ -187,8 +189,9 @@ def test_plain_module_with_a_pytree_of_priors(x64):
     priors = Layer(dd.Normal(jnp.zeros((2, 1)), jnp.ones((2, 1))), None)
     x, y = _xy()
     model = ld.from_equinox(
-        layer, lambda m, x, y: _mlp_log_likelihood(m, x, y), x, y, priors=priors
-    )
+        layer, lambda m, x, y: _mlp_log_likelihood(m, x, y), x, y, priors=priors,
+        flat_priors=True,
+    )  # fmt: skip
     check_logdensity(model, num_points=4)
     p = {"weight": jnp.array([[0.3], [-0.2]]), "bias": jnp.array([0.1])}
     by_hand = _mlp_log_likelihood(Layer(p["weight"], p["bias"]), x, y) + jnp.sum(
@@ -211,12 +214,47 @@ def test_errors_name_the_path():
     with pytest.raises(ValueError, match="no free leaf"):
         ld.from_equinox(One(prx.Fixed(jnp.ones(2))), lambda m: 0.0)
     with pytest.raises(ValueError, match="scalar"):
-        ld.from_equinox(One(jnp.ones(2)), lambda m: m.x)
+        ld.from_equinox(One(jnp.ones(2)), lambda m: m.x, flat_priors=True)
+
+
+def test_a_leaf_without_a_prior_is_refused_naming_it_and_the_fixes():
+    """Issue 15: a plain float array (fixed random features, say) was sampled under a
+    flat improper prior without a word."""
+    class Features(eqx.Module):
+        w: object
+        features: object
+
+    module = Features(prx.Random(_normal(3)), jnp.ones(3))
+    with pytest.raises(ValueError, match=r"\['features'\].*flat.*parax.Fixed.*flat_priors=True"):
+        ld.from_equinox(module, lambda m: jnp.sum(m.w * m.features))
+    fixed = ld.from_equinox(
+        Features(module.w, prx.Fixed(jnp.ones(3))), lambda m: jnp.sum(m.w * m.features)
+    )
+    assert list(fixed.initial_position) == ["w"]
+    flat = ld.from_equinox(module, lambda m: jnp.sum(m.w * m.features), flat_priors=True)
+    assert set(flat.initial_position) == {"w", "features"}
+
+
+def test_a_multivariate_normal_diag_prior():
+    """Issue 15: `prx.Random(dd.MultivariateNormalDiag(...))` crashed ("bad operand type
+    for unary -"): recombining the module dropped its bijector's integer `ndims`."""
+    model = ld.from_equinox(
+        One(prx.Random(dd.MultivariateNormalDiag(jnp.zeros(2), 2.0 * jnp.ones(2)))),
+        lambda m: 0.0,
+    )
+    # parax's raw space for it is the whitened one: value = loc + scale * raw
+    raw = jnp.array([0.3, -1.0])
+    value = model.constrain({"x": raw})["x"]
+    np.testing.assert_allclose(value, 2.0 * raw, rtol=1e-6)
+    expected = jnp.sum(jax.scipy.stats.norm.logpdf(value, 0.0, 2.0)) + 2 * jnp.log(2.0)
+    np.testing.assert_allclose(model({"x": raw}), expected, rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(model)({"x": raw}), expected, rtol=1e-6)
+    check_logdensity(model, num_points=4)
 
 
 def test_new_data_reuse_compiled_code():
     x, y = _xy()
-    model = ld.from_equinox(_net("plain"), _mlp_log_likelihood, x, y)
+    model = ld.from_equinox(_net("plain"), _mlp_log_likelihood, x, y, flat_priors=True)
     again = model.replace_data((x, y + 1.0))
     assert isinstance(again, ld.adapters.EquinoxModel)
     f = jax.jit(lambda m: m(m.initial_position))

@@ -19,7 +19,7 @@ from logdensity._sample._settings import Settings
 from logdensity._sample._starts import start_chains
 
 from . import models
-from .conftest import short_run, short_runs
+from .conftest import no_warmup, short_run, short_runs
 
 FAST = {"num_warmup": 200, "num_samples": 200, "progress_bar": False}
 
@@ -534,6 +534,7 @@ def _ill_conditioned(smallest_sd=0.01):
 
 
 @short_run
+@no_warmup
 def test_max_tree_depth_caps_the_trajectories():
     """`max_tree_depth=k`: at most k doublings, so at most 2^k - 1 leapfrog steps. No
     warmup, so the unit step size and identity metric want far deeper trees: the cap

@@ -22,7 +22,7 @@ from .._protocol import LogDensity
 from ._adaptation import adaptation
 from ._host import Draws, Progress, StoredDraws, run_phase
 from ._programs import precompile_chunk, state_shapes
-from ._settings import ChainMethod, Init, Metric, Settings
+from ._settings import ChainMethod, Init, Metric, Settings, check_rng_key
 from ._starts import start_chains
 from ._state import SamplerState, continued, sampler_state_group
 from ._warnings import SamplingWarning
@@ -82,6 +82,8 @@ def sample(
       the chains fresh streams, `split(rng_key)[c]`.
     - `num_chains`, `num_warmup`, `num_samples`: chains, warmup steps per chain
       (default 1000; 0, the only value allowed, when continuing), draws kept per chain.
+      A new run with `num_warmup=0` adapts nothing (step size 1.0, identity metric)
+      and warns (`SamplingWarning`) before the first step.
     - `chain_method`: `"vectorized"` (`jax.vmap`: one program, chains in lockstep,
       each step waits for the longest trajectory), `"sequential"` (`lax.map`: one
       program, one chain after the other; no lockstep), or `"parallel"` (chains sharded
@@ -168,7 +170,8 @@ def sample(
       leaf); or a start whose log density or gradient is not finite (naming the chain
       and the leaves). All before the first step.
     - `FileExistsError` if `checkpoint` exists.
-    - `TypeError` if `logdensity` does not satisfy the `LogDensity` protocol.
+    - `TypeError` if `logdensity` does not satisfy the `LogDensity` protocol, or
+      `rng_key` is not one JAX PRNG key (an integer seed, say).
 
     The compiled programs are kept in JAX's persistent compilation cache (by default
     `~/.cache/logdensity/jax`, at most 2 GiB; `LOGDENSITY_COMPILATION_CACHE=off` turns
@@ -205,17 +208,29 @@ def sample(
     if initial_state is None:
         if rng_key is None:
             raise ValueError("rng_key is needed to start a run (None only with initial_state).")
+        check_rng_key(rng_key)
         settings = Settings.checked(
             num_chains=num_chains,
             num_warmup=1000 if num_warmup is None else num_warmup,
             metric="diag" if metric is None else metric,
             **checked,
         )
+        if settings.num_warmup == 0:
+            warnings.warn(
+                "num_warmup=0: nothing is adapted, so NUTS samples at the initial step size "
+                "(1.0) and the identity metric; unless the posterior is close to a standard "
+                "normal on the unconstrained space, expect divergences and stuck chains. "
+                "To continue an adapted run, pass initial_state= instead.",
+                SamplingWarning,
+                stacklevel=2,
+            )
         # the chunk compiles in a worker thread while the start compiles and runs
         precompile_chunk(model, settings.config, settings.num_chains, settings.chunk_size, rng_key)
         state = start_chains(model, settings, rng_key, initial_positions)
         first_draw, earlier = 0, None
     else:
+        if rng_key is not None:
+            check_rng_key(rng_key)
         settings, state, first_draw = _continuation(
             model, rng_key, initial_state, num_warmup, metric, initial_positions, checked
         )

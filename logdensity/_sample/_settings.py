@@ -204,3 +204,22 @@ class Settings:
             init=str(init),
             **counts,
         )
+
+
+def check_rng_key(rng_key: Any) -> None:
+    """**Raises:** `TypeError` unless `rng_key` is one JAX PRNG key: a typed key
+    (`jax.random.key(0)`, shape `()`) or a raw one (`jax.random.PRNGKey(0)`, `uint32`,
+    shape `(2,)`)."""
+    dtype = getattr(rng_key, "dtype", None)
+    shape = getattr(rng_key, "shape", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape == ():
+            return
+    elif dtype == "uint32" and shape == (2,):
+        return
+    got = f"{type(rng_key).__name__} {rng_key!r}" if dtype is None else f"{dtype}{list(shape)}"
+    raise TypeError(
+        f"rng_key must be one JAX PRNG key, e.g. jax.random.key(0); got {got}"
+        + (" (an integer seed: pass jax.random.key(seed))" if isinstance(rng_key, int) else "")
+        + "."
+    )

@@ -180,7 +180,10 @@ class _Structure(Frozen):
         import equinox as eqx
 
         free = jax.tree.unflatten(self.free_def, [position[n] for n in self.names])
-        return eqx.combine(free, constants, self.rest)
+        # constants and rest split one tree leaf by leaf: join them first. Joined with
+        # `free` in one call, a frozen node (a leaf of `free`'s partition) was taken whole
+        # from `constants`, dropping its non-array fields (a Block bijector's `ndims`).
+        return eqx.combine(free, eqx.combine(constants, self.rest))
 
 
 def _log_prior(module: Any) -> Scalar:
@@ -393,6 +396,7 @@ def from_equinox(
     deterministics: Callable[..., Mapping[str, Array]] | None = None,
     dims: Mapping[str, tuple[str, ...]] | None = None,
     coords: Mapping[str, Any] | None = None,
+    flat_priors: bool = False,
 ) -> EquinoxModel:
     """A `LogDensity` from an Equinox module whose leaves carry their priors (parax).
 
@@ -403,10 +407,10 @@ def from_equinox(
       and bijector come from the prior's support, as parax infers them),
       `parax.Constrained(constraint, value)` (a flat prior on the constraint's
       support), `parax.Fixed` (held fixed, not sampled), `parax.Derived`,
-      `parax.Tie` (the target follows the source, only the source is sampled). Plain
-      floating-point arrays are sampled with a flat (improper) prior unless `priors`
-      gives one, as parax's `tree_distributions` treats them. Non-float and non-array
-      leaves (ints, functions, activation choices) stay static.
+      `parax.Tie` (the target follows the source, only the source is sampled). A plain
+      floating-point array needs a prior (from `priors`), `parax.Fixed` (fixed random
+      features, say), or `flat_priors=True`. Non-float and non-array leaves (ints,
+      functions, activation choices) stay static.
     - `log_likelihood`: `log_likelihood(model, *args, **data) -> Scalar`, called with the
       **unwrapped** model (`parax.unwrap`: every parameter in its own, constrained
       space, `Fixed`/`Tie`/`Derived` resolved). Pure JAX. It may add terms of its own
@@ -422,6 +426,9 @@ def from_equinox(
       unwrapped model like `log_likelihood`: named functions of several leaves (e.g.
       `theta = mu + tau * theta_trans`) reported by `constrain` and kept in the draws,
       NumPyro's `numpyro.deterministic`. Their names must differ from the leaves'.
+    - `flat_priors`: sample plain float arrays without a prior under a flat (improper)
+      prior on the real line, as parax's `tree_distributions` treats them. Off by
+      default: a leaf nobody gave a prior is refused, not silently sampled.
     - `dims`, `coords`: ArviZ dimension names per value (by path name) and labels.
       Without them, an axis whose length is the value of exactly one integer field of
       the module holding the leaf is named after it: `layers[0].weight` of an
@@ -450,6 +457,8 @@ def from_equinox(
       floating-point array, or a parax variable's raw value is not one;
     - `NotImplementedError` naming the path for a prior or constraint over a whole
       pytree (`Probabilize`/`Constrain` of a subtree: give each leaf its own);
+    - `ValueError` naming the paths of plain float arrays without a prior (unless
+      `flat_priors`), with the fixes;
     - `ValueError` when the module has no free leaf, `priors` does not match its
       structure, `log_likelihood` does not return a scalar, or a deterministic has a
       leaf's name.
@@ -466,6 +475,16 @@ def from_equinox(
     if not structure.names:
         raise ValueError(
             "the module has no free leaf to sample: every float array is Fixed, static or absent."
+        )
+    flat = [n for n, owner in zip(structure.names, structure.owners, strict=True) if owner is None]
+    if flat and not flat_priors:
+        raise ValueError(
+            f"the module's leaves {flat} are plain float arrays without a prior: they "
+            "would be sampled under a flat (improper) prior. Hold them fixed with "
+            "parax.Fixed(value) (e.g. fixed random features), give them a prior "
+            "(parax.Random(prior), or priors=), or, if log_likelihood gives them their "
+            "prior (a hierarchical prior on other leaves) or a flat prior is meant, pass "
+            "flat_priors=True."
         )
     position = structure.initial_position
     constrain = _Constrain(structure, (), ())

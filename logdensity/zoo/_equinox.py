@@ -161,6 +161,7 @@ def eight_schools_centered(y: Any, sigma: Any) -> Model:
         data=_as(dtype, y=y, sigma=sigma),
         dims={"theta": ("school",)},
         coords=SCHOOL,
+        flat_priors=True,  # theta's prior, N(mu, tau), is in the likelihood
     )
 
 
