@@ -18,6 +18,7 @@ from ._optimize import MAP as MAP, find_map as find_map, log_jacobian as log_jac
 from ._predict import predict as predict
 from ._protocol import LogDensity as LogDensity, VariableInfo as VariableInfo
 from ._sample import (
+    DrawsSavedError as DrawsSavedError,
     SamplerState as SamplerState,
     SamplingWarning as SamplingWarning,
     resume as resume,
@@ -38,6 +39,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MAP",
     "DataForm",
+    "DrawsSavedError",
     "FlatView",
     "LogDensity",
     "Model",

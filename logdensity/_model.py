@@ -167,10 +167,11 @@ class Model:
     - `TypeError` if `initial_position` has a leaf that is not a floating array;
       `constrain_fn` returns a value that is not real, integer or boolean (complex);
       or `logdensity_fn` fails on data given as Python lists of numbers (naming them).
-    - `ValueError` if `initial_position` has no leaves (`{}`), or if `dims` names a variable that `constrain_fn` does not return or
-      gives it the wrong number of dims; a variable is named `chain`, `draw` or like a
-      dim; a dim has two lengths, or coords of another length than their dim; or if
-      `logdensity_fn` at the initial position is not a scalar.
+    - `ValueError` if `initial_position` has no leaves (`{}`), or if `dims` names a
+      variable that `constrain_fn` does not return or gives it the wrong number of
+      dims; a variable is named `chain`, `draw` or like a dim; a dim has two
+      lengths, or coords of another length than their dim; or if `logdensity_fn` at
+      the initial position is not a scalar.
     """
 
     _initial_position: PyTree

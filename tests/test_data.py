@@ -128,7 +128,9 @@ def test_equinox_positional_and_keyword_data():
     with pytest.raises(ValueError, match=r"tuple of 1 data arguments.*got 2 arguments"):
         positional.replace_data((jnp.zeros(2), jnp.zeros(2)))
     keyword = ld.from_equinox(
-        Mean(jnp.zeros(())), log_likelihood, data={"y": jnp.ones(2), "scale": jnp.ones(())},
+        Mean(jnp.zeros(())),
+        log_likelihood,
+        data={"y": jnp.ones(2), "scale": jnp.ones(())},
         flat_priors=True,
     )
     assert sorted(keyword.data) == ["scale", "y"]

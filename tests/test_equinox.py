@@ -77,9 +77,7 @@ KINDS = ["random_positive", "random_bounded", "constrained", "fixed", "derived",
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_conformance_for_each_kind_of_variable(kind, x64):
-    model = ld.from_equinox(
-        _net(kind), _mlp_log_likelihood, *_xy(), flat_priors=kind == "plain"
-    )
+    model = ld.from_equinox(_net(kind), _mlp_log_likelihood, *_xy(), flat_priors=kind == "plain")
     check_logdensity(model, num_points=4)
     names = set(model.variables)
     assert {"layers[0].weight", "layers[0].bias", "layers[1].weight", "scale"} <= names
@@ -220,6 +218,7 @@ def test_errors_name_the_path():
 def test_a_leaf_without_a_prior_is_refused_naming_it_and_the_fixes():
     """Issue 15: a plain float array (fixed random features, say) was sampled under a
     flat improper prior without a word."""
+
     class Features(eqx.Module):
         w: object
         features: object

@@ -5,5 +5,6 @@ starts (`_starts`), the host side (`_host`), and `sample` composing them (`_samp
 
 from ._sample import SamplingWarning as SamplingWarning, resume as resume, sample as sample
 from ._state import SamplerState as SamplerState
+from ._warnings import DrawsSavedError as DrawsSavedError
 
-__all__ = ["SamplerState", "SamplingWarning", "resume", "sample"]
+__all__ = ["DrawsSavedError", "SamplerState", "SamplingWarning", "resume", "sample"]

@@ -25,7 +25,7 @@ from ._programs import precompile_chunk, state_shapes
 from ._settings import ChainMethod, Init, Metric, Settings, check_rng_key
 from ._starts import start_chains
 from ._state import SamplerState, continued, sampler_state_group
-from ._warnings import SamplingWarning
+from ._warnings import DrawsSavedError, SamplingWarning, save_draws
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -170,6 +170,11 @@ def sample(
       leaf); or a start whose log density or gradient is not finite (naming the chain
       and the leaves). All before the first step.
     - `FileExistsError` if `checkpoint` exists.
+    - `logdensity.DrawsSavedError` if building the `InferenceData` fails after
+      sampling: the raw draws are in its `.draws` and saved to the `.npz` file its
+      `.path` (and message) names. A Ctrl-C there saves them too (the warning names the
+      file) and re-raises. A failure in the closing diagnostics is a `SamplingWarning`,
+      and every draw is returned.
     - `TypeError` if `logdensity` does not satisfy the `LogDensity` protocol, or
       `rng_key` is not one JAX PRNG key (an integer seed, say).
 
@@ -422,20 +427,43 @@ def _run(
         store.finish(timings, interrupted)
         idata = store.inference_data(attrs)
     else:
-        idata = to_inference_data(
-            model,
-            posterior=sampling.joined(),
-            warmup=warmup.joined() if settings.save_warmup else None,
-            adaptation=None if adapted is None else _adapted(settings, adapted),
-            num_chains=settings.num_chains,
-            attrs=attrs,
-            first_draw=first_draw,
-            extra=extra,
-        )
-        if earlier is not None:
-            for group in ("posterior", "sample_stats"):
-                joined = xr.concat([earlier[group], idata[group]], dim="draw")
-                idata[group] = joined.assign_attrs(idata[group].attrs)
+        posterior = sampling.joined()
+        warmup_draws = warmup.joined() if settings.save_warmup else None
+        try:
+            idata = to_inference_data(
+                model,
+                posterior=posterior,
+                warmup=warmup_draws,
+                adaptation=None if adapted is None else _adapted(settings, adapted),
+                num_chains=settings.num_chains,
+                attrs=attrs,
+                first_draw=first_draw,
+                extra=extra,
+            )
+            if earlier is not None:
+                for group in ("posterior", "sample_stats"):
+                    joined = xr.concat([earlier[group], idata[group]], dim="draw")
+                    idata[group] = joined.assign_attrs(idata[group].attrs)
+        except BaseException as e:
+            raw = {"posterior": posterior[0], "sample_stats": posterior[1]}
+            if warmup_draws is not None:
+                raw |= {"warmup_posterior": warmup_draws[0], "warmup_sample_stats": warmup_draws[1]}
+            path = save_draws(raw)
+            if isinstance(e, KeyboardInterrupt):
+                warnings.warn(
+                    f"Interrupted while the InferenceData was built: the raw draws are "
+                    f"saved in {path} (np.load, keys 'posterior/<name>').",
+                    SamplingWarning,
+                    stacklevel=3,
+                )
+                raise
+            raise DrawsSavedError(
+                f"building the InferenceData failed ({type(e).__name__}: {e}); the "
+                f"{sampling.num_draws} draws per chain are in this error's .draws and "
+                f"saved in {path} (np.load, keys 'posterior/<name>').",
+                raw,
+                path,
+            ) from e
     if not interrupted:
         _warn_on_diagnostics(idata)
     return idata
@@ -503,6 +531,13 @@ def _warn_on_diagnostics(idata: az.InferenceData) -> None:
     except KeyboardInterrupt:
         idata.attrs["interrupted"] = "diagnostics"
         message = "Interrupted during diagnostics: returning every draw, undiagnosed."
+        warnings.warn(message, SamplingWarning, stacklevel=4)
+        return
+    except Exception as e:  # never lose the draws to a diagnostic
+        message = (
+            f"The closing diagnostics failed ({type(e).__name__}: {e}); returning every "
+            "draw, undiagnosed."
+        )
         warnings.warn(message, SamplingWarning, stacklevel=4)
         return
     if problems:
