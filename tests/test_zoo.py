@@ -159,8 +159,8 @@ def test_eager_jit_and_vmap_agree_where_hypothesis_looks(model, backend, x64):
         eager = [(built(p), jax.grad(built)(p), built.constrain(p)) for p in at]
         lp, grad, values = batched(points)
         for i, p in enumerate(at):
-            for name, got in (("jit", jitted(built, p)),
-                              ("vmap", jax.tree.map(lambda x, i=i: x[i], (lp, grad, values)))):  # fmt: skip
+            row = jax.tree.map(lambda x, i=i: x[i], (lp, grad, values))
+            for name, got in (("jit", jitted(built, p)), ("vmap", row)):
                 for a, b in zip(jax.tree.leaves(eager[i]), jax.tree.leaves(got), strict=True):
                     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9, err_msg=name)
 
