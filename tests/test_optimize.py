@@ -3,6 +3,7 @@
 
 import warnings
 
+import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -209,3 +210,24 @@ def test_pathfinder_starts_freeze_no_chain_on_arma11(x64):
         frozen[seed] = idata.sample_stats.attrs.get("stuck_chains", [])
         assert float(idata.sample_stats["diverging"].sum()) <= 2, seed
     assert all(not f for f in frozen.values()), frozen
+
+
+@pytest.mark.parametrize(
+    ("seed", "source"),
+    [(3, "chain"), (6, "a fresh start")],  # 6: every chain collapsed by warmup step 100
+)
+def test_a_collapsed_warmup_is_restarted_on_arma11(seed, source, x64):
+    """Issue 15: from Stan's default start, arma11's chains that begin where the MA
+    recursion explodes drive their step size to 1e-38 and never move (16 of 40 chains
+    over 10 seeds, before). At default settings they are restarted during warmup, from
+    a healthy chain's state or, when none is healthy, a fresh start; no chain is left
+    stuck. 12 seeds: `python -m benchmarks --models arma11 starts`."""
+    model = arma11_jax(load_arma())
+    with pytest.warns(ld.SamplingWarning, match="warmup collapsed") as record:
+        idata = ld.sample(model, jax.random.key(seed), progress_bar=False)
+    messages = [str(w.message) for w in record]
+    assert any(f"restarted from {source}" in m for m in messages), messages
+    assert not idata.sample_stats.attrs.get("stuck_chains"), idata.sample_stats.attrs
+    assert float(idata.adaptation["step_size"].min()) > 0.1
+    assert int(idata.sample_stats["diverging"].sum()) == 0
+    assert float(az.rhat(idata).to_array().max()) < 1.01

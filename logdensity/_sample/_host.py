@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,9 @@ from ._chains import place_chains
 from ._kernel import Stats
 from ._programs import chunk
 from ._settings import Settings
+from ._starts import start_chains
 from ._state import SamplerState
+from ._warnings import SamplingWarning
 
 __all__ = ["Draws", "Progress", "StoredDraws", "run_phase"]
 
@@ -214,6 +217,66 @@ def run_phase(
         )
         n = int(active.sum())
         stats, values = jax.device_get((stats, values if draws.keep_draws else {}))
+        if adapting and steps[-1] + 1 <= draws.total // 2:  # before the state is kept
+            state = restart_collapsed(model, state, settings, int(steps[-1]) + 1)
         draws.add(stats, values, n, state)
         progress.update(phase, n, stats)
     return state
+
+
+COLLAPSED = 1e-3  # a step size under this fraction of the chains' largest has collapsed
+FROZEN = 1e-10  # and one under this has, whatever the others'
+
+
+def restart_collapsed(
+    model: LogDensity, state: SamplerState, settings: Settings, step: int
+) -> SamplerState:
+    """`state` with every chain whose warmup collapsed restarted.
+
+    A chain has collapsed when its current step size is under `COLLAPSED` (1/1000) of
+    the chains' largest (not their median, which is a collapsed one when most are), or
+    under `FROZEN` (1e-10: no move of an unconstrained coordinate at that scale means
+    anything). A chain far in a region where every trajectory diverges (an ARMA's
+    exploding MA recursion) drives dual averaging there, down to 1e-38, and never moves
+    again. It takes a healthy chain's position and adaptation state (healthy chains in
+    turn) and keeps its own random stream, so the two part at the next step; when no
+    chain is healthy, each takes a fresh start (`init`'s, with a key of its own stream
+    and this step), and its adaptation starts again. Checked at chunk ends in the first
+    half of warmup only, so that a restarted chain has half of warmup left. A
+    `SamplingWarning` names each restart. A restart happens at a chunk end, so in a run
+    that has one the draws depend on `chunk_size` (in other runs they do not).
+    """
+    step_size = np.asarray(
+        jax.vmap(lambda a: adaptation(settings.config).parameters(a)[0])(state.adaptation)
+    )
+    best = float(np.max(step_size))
+    ok = (step_size >= COLLAPSED * best) & (step_size >= FROZEN)
+    collapsed, healthy = np.flatnonzero(~ok), np.flatnonzero(ok)
+    if collapsed.size == 0:
+        return state
+    if healthy.size:
+        donors = healthy[np.arange(collapsed.size) % healthy.size]
+        source = (state.kernel, state.adaptation)
+        where = [f"chain {d}'s state" for d in donors]
+    else:
+        key = jax.random.fold_in(state.rng_key[0], 2**31 + step)
+        fresh = start_chains(model, settings, key, None)
+        donors = collapsed
+        source = (fresh.kernel, fresh.adaptation)
+        where = ["a fresh start (no chain was healthy)"] * collapsed.size
+
+    def copy(leaf: Any, new: Any) -> Any:
+        return leaf.at[collapsed].set(new[donors])
+
+    kernel, adapted = jax.tree.map(copy, (state.kernel, state.adaptation), source)
+    warnings.warn(
+        "warmup collapsed in "
+        + ", ".join(
+            f"chain {c} (step size {step_size[c]:.2g} at warmup step {step}, against the "
+            f"chains' largest {best:.2g}; restarted from {w})"
+            for c, w in zip(collapsed, where, strict=True)
+        ),
+        SamplingWarning,
+        stacklevel=2,
+    )
+    return state._replace(kernel=kernel, adaptation=adapted)
