@@ -114,7 +114,7 @@ def markdown(result: dict[str, Any]) -> str:
             continue
         lines += [
             "",
-            f"{name}, `init=\"jitter\"` (the default), per seed: chains restarted after a "
+            f'{name}, `init="jitter"` (the default), per seed: chains restarted after a '
             "collapsed warmup, the smallest adapted step size, the largest R-hat.",
             "",
             "| seed | restarts | min step size | max R-hat | frozen chains | divergences |",

@@ -117,7 +117,11 @@ def test_low_rank_draws_do_not_depend_on_the_chunks_or_the_chain_method(x64):
         b = ld.sample(model, jax.random.key(3), chunk_size=150, **short)
         c = ld.sample(model, jax.random.key(3), chain_method="sequential", **short)
     np.testing.assert_array_equal(a.posterior["x"].values, b.posterior["x"].values)
-    np.testing.assert_allclose(a.posterior["x"].values, c.posterior["x"].values, rtol=1e-8)
+    # vectorized and sequential programs round apart in the last bit (see `sample`); on
+    # this machine two draws near 1e-4 differ by 8e-12, so an absolute floor for O(1) draws
+    np.testing.assert_allclose(
+        a.posterior["x"].values, c.posterior["x"].values, rtol=1e-8, atol=1e-10
+    )
 
 
 def test_max_rank_caps_the_factors(x64):

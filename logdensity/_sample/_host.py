@@ -224,7 +224,7 @@ def run_phase(
     return state
 
 
-COLLAPSED = 1e-3  # a step size under this fraction of the chains' largest has collapsed
+COLLAPSED = 1e-3  # a step size under this fraction of the chains' median has collapsed
 FROZEN = 1e-10  # and one under this has, whatever the others'
 
 
@@ -234,11 +234,13 @@ def restart_collapsed(
     """`state` with every chain whose warmup collapsed restarted.
 
     A chain has collapsed when its current step size is under `COLLAPSED` (1/1000) of
-    the chains' largest (not their median, which is a collapsed one when most are), or
-    under `FROZEN` (1e-10: no move of an unconstrained coordinate at that scale means
-    anything). A chain far in a region where every trajectory diverges (an ARMA's
-    exploding MA recursion) drives dual averaging there, down to 1e-38, and never moves
-    again. It takes a healthy chain's position and adaptation state (healthy chains in
+    the chains' lower median (`diagnose`'s rule for a stuck chain; the lower one, and
+    not the largest, because chains proposing into a divergent region can push theirs
+    to 1e100), or under `FROZEN` (1e-10: no move of an unconstrained coordinate at that
+    scale means anything; this catches the runs where most chains collapsed, and so
+    did their median). A chain far in a region where every trajectory diverges (an
+    ARMA's exploding MA recursion) drives dual averaging there, down to 1e-38, and
+    never moves again. It takes a healthy chain's position and adaptation state (healthy chains in
     turn) and keeps its own random stream, so the two part at the next step; when no
     chain is healthy, each takes a fresh start (`init`'s, with a key of its own stream
     and this step), and its adaptation starts again. Checked at chunk ends in the first
@@ -249,8 +251,8 @@ def restart_collapsed(
     step_size = np.asarray(
         jax.vmap(lambda a: adaptation(settings.config).parameters(a)[0])(state.adaptation)
     )
-    best = float(np.max(step_size))
-    ok = (step_size >= COLLAPSED * best) & (step_size >= FROZEN)
+    median = float(np.sort(step_size)[(step_size.size - 1) // 2])  # the lower median
+    ok = (step_size >= COLLAPSED * median) & (step_size >= FROZEN)
     collapsed, healthy = np.flatnonzero(~ok), np.flatnonzero(ok)
     if collapsed.size == 0:
         return state
@@ -273,7 +275,7 @@ def restart_collapsed(
         "warmup collapsed in "
         + ", ".join(
             f"chain {c} (step size {step_size[c]:.2g} at warmup step {step}, against the "
-            f"chains' largest {best:.2g}; restarted from {w})"
+            f"chains' median {median:.2g}; restarted from {w})"
             for c, w in zip(collapsed, where, strict=True)
         ),
         SamplingWarning,

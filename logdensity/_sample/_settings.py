@@ -217,7 +217,8 @@ def check_rng_key(rng_key: Any) -> None:
             return
     elif dtype == "uint32" and shape == (2,):
         return
-    got = f"{type(rng_key).__name__} {rng_key!r}" if dtype is None else f"{dtype}{list(shape or ())}"
+    kind = f"{dtype}{list(shape or ())}"
+    got = f"{type(rng_key).__name__} {rng_key!r}" if dtype is None else kind
     raise TypeError(
         f"rng_key must be one JAX PRNG key, e.g. jax.random.key(0); got {got}"
         + (" (an integer seed: pass jax.random.key(seed))" if isinstance(rng_key, int) else "")
