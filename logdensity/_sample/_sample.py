@@ -153,6 +153,11 @@ def sample(
       clock, compilation included), `interrupted` (`""`, or the phase a Ctrl-C stopped:
       `"warmup"`, `"sampling"` or `"diagnostics"`).
 
+    A chain whose warmup collapses (its step size under 1/1000 of the chains' lower
+    median, or under 1e-10, at a chunk end in the first half of warmup) is restarted
+    from a healthy chain's state, or a fresh start when none is healthy, with a
+    `SamplingWarning` naming it.
+
     A `KeyboardInterrupt` stops at the current chunk and returns the draws completed so
     far, with a `SamplingWarning` (one during the closing diagnostics returns every
     draw, undiagnosed). At the end, one `SamplingWarning` lists what
