@@ -190,7 +190,7 @@ def _stuck_chains(stats: xr.Dataset) -> list[tuple[int, str]]:
     out = []
     for c in range(step.shape[0]):
         reasons = []
-        if step[c] < 1e-3 * median:
+        if step[c] < COLLAPSED * median:
             reasons.append(f"step size {step[c]:.2g} against the chains' median {median:.2g}")
         if frozen[c]:
             reasons.append(f"its log density never changed in {lp.shape[1]} draws")
@@ -281,6 +281,7 @@ def _scalar_label(name: str, shape: tuple[int, ...], flat_index: int) -> str:
     return f"{name}[{', '.join(map(str, np.unravel_index(flat_index, shape)))}]"
 
 
+COLLAPSED = 1e-3  # a step size under this fraction of the chains' median has collapsed
 _BLOCK = 2**22  # values (32 MiB of float64) per block of scalars in `_rhat_ess`
 _WORST = 3  # scalars named per R-hat or ESS sentence
 _ESS_PER_CHAIN = 100  # the least bulk and tail ESS per chain (Vehtari et al. 2021)

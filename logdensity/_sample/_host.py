@@ -13,6 +13,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from .._inference_data import COLLAPSED
 from .._protocol import LogDensity
 from ._adaptation import adaptation
 from ._chains import place_chains
@@ -224,8 +225,7 @@ def run_phase(
     return state
 
 
-COLLAPSED = 1e-3  # a step size under this fraction of the chains' median has collapsed
-FROZEN = 1e-10  # and one under this has, whatever the others'
+FROZEN = 1e-10  # a step size under this has collapsed, whatever the other chains'
 
 
 def restart_collapsed(
@@ -233,20 +233,20 @@ def restart_collapsed(
 ) -> SamplerState:
     """`state` with every chain whose warmup collapsed restarted.
 
-    A chain has collapsed when its current step size is under `COLLAPSED` (1/1000) of
-    the chains' lower median (`diagnose`'s rule for a stuck chain; the lower one, and
-    not the largest, because chains proposing into a divergent region can push theirs
-    to 1e100), or under `FROZEN` (1e-10: no move of an unconstrained coordinate at that
-    scale means anything; this catches the runs where most chains collapsed, and so
-    did their median). A chain far in a region where every trajectory diverges (an
-    ARMA's exploding MA recursion) drives dual averaging there, down to 1e-38, and
-    never moves again. It takes a healthy chain's position and adaptation state (healthy chains in
-    turn) and keeps its own random stream, so the two part at the next step; when no
-    chain is healthy, each takes a fresh start (`init`'s, with a key of its own stream
-    and this step), and its adaptation starts again. Checked at chunk ends in the first
-    half of warmup only, so that a restarted chain has half of warmup left. A
-    `SamplingWarning` names each restart. A restart happens at a chunk end, so in a run
-    that has one the draws depend on `chunk_size` (in other runs they do not).
+    A chain has collapsed when its current step size is under `COLLAPSED` (1/1000) of the
+    chains' lower median (`diagnose`'s rule for a stuck chain; the lower one, and not the
+    largest, because chains proposing into a divergent region can push theirs to 1e100), or
+    under `FROZEN` (1e-10: no move of an unconstrained coordinate at that scale means
+    anything; this catches the runs where most chains collapsed, and so did their median). A
+    chain far in a region where every trajectory diverges (an ARMA's exploding MA recursion)
+    drives dual averaging there, down to 1e-38, and never moves again. It takes a healthy
+    chain's position and adaptation state (healthy chains in turn) and keeps its own random
+    stream, so the two part at the next step; when no chain is healthy, each takes a fresh
+    start (`init`'s, with a key of its own stream and this step), and its adaptation starts
+    again. Checked at chunk ends in the first half of warmup only, so that a restarted chain
+    has half of warmup left. A `SamplingWarning` names each restart. A restart happens at a
+    chunk end, so in a run that has one the draws depend on `chunk_size` (in other runs they
+    do not).
     """
     step_size = np.asarray(
         jax.vmap(lambda a: adaptation(settings.config).parameters(a)[0])(state.adaptation)
