@@ -24,6 +24,7 @@ from ._sample import (
     resume as resume,
     sample as sample,
 )
+from ._sharding import shard_data as shard_data
 from ._tree import leaf_names as leaf_names
 from .adapters import (
     adapt as adapt,
@@ -61,4 +62,5 @@ __all__ = [
     "predict",
     "resume",
     "sample",
+    "shard_data",
 ]

@@ -1,9 +1,11 @@
 """The chain map: one chain's function over every chain, vectorized (`vmap`),
-sequential (`lax.map`) or parallel (sharded over the devices with `shard_map`)."""
+sequential (`lax.map`) or parallel (sharded over the devices with `shard_map`: every
+device of every process, or the `"chain"` axis of the mesh the model's data are on)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -11,38 +13,67 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
+from .._sharding import CHAIN, chain_mesh
+
 __all__ = ["chain_mesh", "map_chains", "place_chains", "stack_chains"]
 
 
-def chain_mesh() -> Mesh:
-    """Every device on one `"chain"` axis: where `"parallel"` puts the chains."""
-    return Mesh(np.array(jax.devices()), ("chain",))
-
-
-def map_chains(f: Callable, chain_method: str, batched: PyTree, shared: PyTree) -> PyTree:
-    """Apply `f(batched_i, shared)` to every chain i (leading axis of `batched`)."""
+def map_chains(
+    f: Callable, chain_method: str, batched: PyTree, shared: PyTree, mesh: Mesh | None = None
+) -> PyTree:
+    """Apply `f(batched_i, shared)` to every chain i (leading axis of `batched`); with
+    `"parallel"`, over `mesh`'s `"chain"` axis (default `chain_mesh()`). The mesh's other
+    axes (the data's) stay with jit's partitioner (`shard_map`'s `axis_names`)."""
     if chain_method == "vectorized":
         return jax.vmap(f, in_axes=(0, None))(batched, shared)
     if chain_method == "sequential":
         return jax.lax.map(lambda b: f(b, shared), batched)
-    # "parallel": chains sharded over every device; within a device, vectorized.
+    # "parallel": chains sharded over the chain axis; within a device, vectorized.
+    mesh = chain_mesh() if mesh is None else mesh
+    if len(mesh.axis_names) > 1:
+        return _partitioned(f, batched, shared, mesh)
     per_device = jax.shard_map(
         lambda b, s: jax.vmap(f, in_axes=(0, None))(b, s),
-        mesh=chain_mesh(),
-        in_specs=(PartitionSpec("chain"), PartitionSpec()),
-        out_specs=PartitionSpec("chain"),
+        mesh=mesh,
+        in_specs=(PartitionSpec(CHAIN), PartitionSpec()),
+        out_specs=PartitionSpec(CHAIN),
+        axis_names={CHAIN},
         check_vma=False,
     )
     return per_device(batched, shared)
 
 
-def place_chains(batched: PyTree, chain_method: str) -> PyTree:
+def _partitioned(f: Callable, batched: PyTree, shared: PyTree, mesh: Mesh) -> PyTree:
+    """Chains × data: the vectorized program with the chain axis split over the mesh's
+    `"chain"` axis by jit's partitioner (the data's axes are the model's own)."""
+    split = NamedSharding(mesh, PartitionSpec(CHAIN))
+    batched = jax.lax.with_sharding_constraint(batched, split)
+    out = jax.vmap(f, in_axes=(0, None))(batched, shared)
+    return jax.lax.with_sharding_constraint(out, split)
+
+
+def place_chains(batched: PyTree, chain_method: str, mesh: Mesh | None = None) -> PyTree:
     """For `"parallel"`, put chain-batched arrays where the chunk's outputs live (split
-    over the devices along the chain axis), so that its first call, fed from one
-    device, does not compile a second program for the calls fed by its own outputs."""
+        along the chain axis of `mesh`, default `chain_mesh()`), so that its first call, fed
+        from one device, does not compile a second program for the calls fed by its own
+        outputs. Arrays already there stay; others go through host memory, which works when
+        the mesh spans several processes (each process holds the same values, and a process's
+    own array goes through its host memory)."""
     if chain_method != "parallel":
         return batched
-    return jax.device_put(batched, NamedSharding(chain_mesh(), PartitionSpec("chain")))
+    sharding = NamedSharding(chain_mesh() if mesh is None else mesh, PartitionSpec(CHAIN))
+
+    def place(x: Any) -> Any:
+        if getattr(x, "sharding", None) == sharding:
+            return x
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = place(jax.random.key_data(x))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        if x.is_fully_addressable and jax.process_count() > 1:
+            x = np.asarray(x)  # one process's array onto every process's devices
+        return jax.device_put(x, sharding)
+
+    return jax.tree.map(place, batched)
 
 
 def stack_chains(position: PyTree, num_chains: int) -> PyTree:

@@ -15,8 +15,9 @@ import numpy as np
 
 from .._inference_data import COLLAPSED
 from .._protocol import LogDensity
+from .._sharding import to_host
 from ._adaptation import adaptation
-from ._chains import place_chains
+from ._chains import chain_mesh, place_chains
 from ._kernel import Stats
 from ._programs import chunk
 from ._settings import Settings
@@ -206,6 +207,7 @@ def run_phase(
     size, config = settings.chunk_size, settings.config
     adapting = phase == "warmup"
     schedule = adaptation(config).schedule(draws.total) if adapting else None
+    mesh = chain_mesh(model) if config.chain_method == "parallel" else None
     for steps, active in chunk_schedule(draws.total, size):
         if steps[0] < done:
             continue
@@ -214,10 +216,10 @@ def run_phase(
         else:
             stages = np.zeros((size, 2), np.int32)
         state, (stats, values) = chunk(
-            model, config, place_chains(state, config.chain_method), stages, active, adapting
+            model, config, place_chains(state, config.chain_method, mesh), stages, active, adapting
         )
         n = int(active.sum())
-        stats, values = jax.device_get((stats, values if draws.keep_draws else {}))
+        stats, values = to_host((stats, values if draws.keep_draws else {}))
         if adapting and steps[-1] + 1 <= draws.total // 2:  # before the state is kept
             state = restart_collapsed(model, state, settings, int(steps[-1]) + 1)
         draws.add(stats, values, n, state)
@@ -248,7 +250,7 @@ def restart_collapsed(
     chunk end, so in a run that has one the draws depend on `chunk_size` (in other runs they
     do not).
     """
-    step_size = np.asarray(
+    step_size = to_host(
         jax.vmap(lambda a: adaptation(settings.config).parameters(a)[0])(state.adaptation)
     )
     median = float(np.sort(step_size)[(step_size.size - 1) // 2])  # the lower median

@@ -16,7 +16,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._protocol import LogDensity
 from ._adaptation import adaptation
-from ._chains import map_chains, stack_chains
+from ._chains import chain_mesh, map_chains, stack_chains
 from ._kernel import Stats, nuts, zero_stats
 from ._settings import Config
 from ._state import SamplerState
@@ -238,7 +238,9 @@ def chunk(
         steps = first + jnp.sum(active, dtype=first.dtype)
         return SamplerState(kernel_state, adaptation_state, batched.rng_key, steps), out
 
-    return map_chains(one_chain, config.chain_method, state, (model, schedule, active, adapting))
+    mesh = chain_mesh(model) if config.chain_method == "parallel" else None
+    shared = (model, schedule, active, adapting)
+    return map_chains(one_chain, config.chain_method, state, shared, mesh)
 
 
 def precompile_chunk(

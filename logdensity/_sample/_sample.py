@@ -19,6 +19,14 @@ from .._cache import ensure_compilation_cache
 from .._inference_data import adaptation_group, diagnose, flat_labels, to_inference_data
 from .._model import as_model
 from .._protocol import LogDensity
+from .._sharding import (
+    CHAIN,
+    barrier,
+    chain_mesh,
+    is_main_process,
+    quiet_elsewhere,
+    to_host,
+)
 from ._adaptation import adaptation
 from ._host import Draws, Progress, StoredDraws, run_phase
 from ._programs import precompile_chunk, state_shapes
@@ -33,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["SamplingWarning", "resume", "sample"]
 
 
+@quiet_elsewhere
 def sample(
     logdensity: LogDensity,
     rng_key: PRNGKeyArray | None,
@@ -87,8 +96,15 @@ def sample(
     - `chain_method`: `"vectorized"` (`jax.vmap`: one program, chains in lockstep,
       each step waits for the longest trajectory), `"sequential"` (`lax.map`: one
       program, one chain after the other; no lockstep), or `"parallel"` (chains sharded
-      across `jax.devices()` with `jax.shard_map`, vectorized within a device; needs
-      `num_chains` divisible by the device count).
+      across `jax.devices()`, every process's, with `jax.shard_map`, vectorized within
+      a device; needs `num_chains` divisible by the device count). For a model whose
+      data [`shard_data`][logdensity.shard_data] split over a mesh, `"parallel"` puts
+      the chains on that mesh's `"chain"` axis (chains × data; `num_chains` divisible
+      by its size), as the vectorized program split by jit's partitioner, so in
+      lockstep: per-group `shard_map` loops deadlock XLA's CPU collectives when the
+      groups' trajectories differ in length. Under `jax.distributed` every process
+      runs `sample` and returns the same `InferenceData`; only process 0 shows the
+      progress bar, warns and writes the checkpoint (on a path every process sees).
     - `initial_positions`: unconstrained starting points with a leading `num_chains`
       axis on every leaf. Default: `initial_position + uniform(-init_jitter,
       init_jitter)` per coordinate (Stan's default is uniform(-2, 2)), redrawn up to
@@ -194,7 +210,7 @@ def sample(
         warnings.warn(
             "dense_mass is deprecated: use metric='dense' (or 'diag').",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         if dense_mass and metric not in (None, "diag", "dense"):
             raise ValueError(f"dense_mass=True contradicts metric={metric!r}; give metric only.")
@@ -202,6 +218,7 @@ def sample(
     dim = int(ravel_pytree(model.initial_position)[0].size)
     checked: dict[str, Any] = dict(
         dim=dim,
+        chain_devices=chain_mesh(model).shape[CHAIN] if chain_method == "parallel" else None,
         draw_bytes=_draw_bytes(model),
         num_samples=num_samples,
         chain_method=chain_method,
@@ -232,7 +249,7 @@ def sample(
                 "normal on the unconstrained space, expect divergences and stuck chains. "
                 "To continue an adapted run, pass initial_state= instead.",
                 SamplingWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         # the chunk compiles in a worker thread while the start compiles and runs
         precompile_chunk(model, settings.config, settings.num_chains, settings.chunk_size, rng_key)
@@ -264,6 +281,7 @@ def sample(
     return _run(model, settings, state, run, store=store, resumed=(phase, 0))
 
 
+@quiet_elsewhere
 def resume(
     path: str | os.PathLike, logdensity: LogDensity, *, progress_bar: bool = True
 ) -> az.InferenceData:
@@ -304,6 +322,7 @@ def resume(
     template = state_shapes(model, settings.config, settings.num_chains, None)
     state = store.load_state(template)
     store.truncate()
+    barrier("logdensity: checkpoint read")  # before process 0 writes to it again
     return _run(
         model, settings, state, run, store=store, resumed=(commit["phase"], commit["steps"])
     )
@@ -386,7 +405,7 @@ def _run(
         settings.num_warmup,
         settings.num_samples,
         settings.num_chains,
-        enabled=settings.progress_bar,
+        enabled=settings.progress_bar and is_main_process(),
         initial=initial,
     )
     adapted: SamplerState | None = state if first_phase == "sampling" else None
@@ -413,7 +432,7 @@ def _run(
             + ("" if store is None else f"; resume with logdensity.resume({str(store.path)!r})")
             + ".",
             SamplingWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     finally:
         progress.close()
@@ -459,7 +478,7 @@ def _run(
                     f"Interrupted while the InferenceData was built: the raw draws are "
                     f"saved in {path} (np.load, keys 'posterior/<name>').",
                     SamplingWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
                 raise
             raise DrawsSavedError(
@@ -536,18 +555,18 @@ def _warn_on_diagnostics(idata: az.InferenceData) -> None:
     except KeyboardInterrupt:
         idata.attrs["interrupted"] = "diagnostics"
         message = "Interrupted during diagnostics: returning every draw, undiagnosed."
-        warnings.warn(message, SamplingWarning, stacklevel=4)
+        warnings.warn(message, SamplingWarning, stacklevel=5)
         return
     except Exception as e:  # never lose the draws to a diagnostic
         message = (
             f"The closing diagnostics failed ({type(e).__name__}: {e}); returning every "
             "draw, undiagnosed."
         )
-        warnings.warn(message, SamplingWarning, stacklevel=4)
+        warnings.warn(message, SamplingWarning, stacklevel=5)
         return
     if problems:
         message = "Sampling diagnostics: " + "; ".join(problems) + "."
-        warnings.warn(message, SamplingWarning, stacklevel=4)
+        warnings.warn(message, SamplingWarning, stacklevel=5)
 
 
 def _adaptation(model: LogDensity, settings: Settings, state: SamplerState) -> xr.Dataset:
@@ -564,7 +583,7 @@ def _draw_bytes(model: LogDensity) -> int:
 def _adapted(settings: Settings, state: SamplerState) -> dict[str, Any]:
     """The adapted parameters of every chain, as host arrays: `step_size` and
     `inverse_mass_matrix`, or the low-rank metric's `sigma`, `U` and `lam`."""
-    step_size, imm = jax.vmap(adaptation(settings.config).parameters)(state.adaptation)
+    step_size, imm = to_host(jax.vmap(adaptation(settings.config).parameters)(state.adaptation))
     if isinstance(imm, tuple):  # blackjax.mcmc.metrics.LowRankInverseMassMatrix
         return {"step_size": np.asarray(step_size)} | {
             k: np.asarray(v) for k, v in imm._asdict().items()

@@ -137,6 +137,7 @@ class Settings:
         progress_bar: Any,
         save_warmup: Any,
         init: Any = "jitter",
+        chain_devices: int | None = None,
     ) -> Settings:
         """Validated settings.
 
@@ -147,7 +148,8 @@ class Settings:
         **Raises:** `ValueError` for an unknown `chain_method`, `metric` or `init`;
         counts that are not integers, or not positive (`num_warmup` may be 0); `max_tree_depth < 1`;
         `target_acceptance_rate` outside (0, 1); a negative `init_jitter`; and with
-        `"parallel"`, `num_chains` not a multiple of the device count.
+        `"parallel"`, `num_chains` not a multiple of the device count (`chain_devices`:
+        the size of the mesh's chain axis, default every device).
         """
         if chain_method not in CHAIN_METHODS:
             raise ValueError(f"chain_method must be one of {CHAIN_METHODS}; got {chain_method!r}.")
@@ -171,7 +173,7 @@ class Settings:
             )
         if not float(init_jitter) >= 0.0:
             raise ValueError(f"init_jitter must be >= 0; got {init_jitter!r}.")
-        devices = jax.device_count()
+        devices = jax.device_count() if chain_devices is None else chain_devices
         if chain_method == "parallel" and counts["num_chains"] % devices:
             raise ValueError(
                 f"chain_method='parallel' shards chains over {devices} devices, so "

@@ -94,7 +94,7 @@ def _moved_starts(
             f"init={init!r} ended at a non-finite log density for chains "
             f"{np.flatnonzero(redraw).tolist()}; they start from their jittered starts.",
             SamplingWarning,
-            stacklevel=5,
+            stacklevel=6,
         )
     return positions, redraw
 

@@ -14,6 +14,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
 
 from .._protocol import LogDensity
+from .._sharding import to_host
 
 __all__ = ["SamplerState", "continued", "host_leaves", "sampler_state_group", "wrap_keys"]
 
@@ -53,8 +54,8 @@ def as_leaf(value: Any, like: Any) -> Array:
 def unwrap_keys(keys: Array) -> tuple[np.ndarray, str]:
     """`(key data as uint32 host array, impl)`; impl `"raw"` for `PRNGKey`-style keys."""
     if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
-        return np.asarray(jax.random.key_data(keys)), str(jax.random.key_impl(keys))
-    return np.asarray(keys), "raw"
+        return np.asarray(to_host(jax.random.key_data(keys))), str(jax.random.key_impl(keys))
+    return np.asarray(to_host(keys)), "raw"
 
 
 def wrap_keys(data: Any, impl: str) -> Array:
@@ -68,7 +69,7 @@ def host_leaves(state: SamplerState) -> tuple[list[tuple[str, np.ndarray]], str]
     impl: what a checkpoint stores, to rebuild the state exactly."""
     keys, impl = unwrap_keys(state.rng_key)
     flat = jax.tree_util.tree_flatten_with_path(state._replace(rng_key=keys))[0]
-    return [(jax.tree_util.keystr(p), np.asarray(v)) for p, v in jax.device_get(flat)], impl
+    return [(jax.tree_util.keystr(p), np.asarray(v)) for p, v in to_host(flat)], impl
 
 
 def from_host_leaves(
@@ -107,7 +108,7 @@ def sampler_state_group(
     attrs). The adapted parameters are in the `adaptation` group."""
     flat = jax.vmap(lambda t: ravel_pytree(t)[0])
     keys, impl = unwrap_keys(state.rng_key)
-    position, grad, lp, step = jax.device_get(
+    position, grad, lp, step = to_host(
         (
             flat(state.kernel.position),
             flat(state.kernel.logdensity_grad),

@@ -26,6 +26,7 @@ import xarray as xr
 import zarr
 
 from .._protocol import LogDensity
+from .._sharding import barrier, is_main_process
 from .._tree import leaf_names
 from ._settings import Config, Settings
 from ._state import SamplerState, from_host_leaves, host_leaves
@@ -69,10 +70,20 @@ def differences(stored: dict[str, Any], model: dict[str, Any]) -> list[str]:
 
 
 class Store:
-    """One run's zarr store (see the module docstring for the layout)."""
+    """One run's zarr store (see the module docstring for the layout).
 
-    def __init__(self, path: Path, root: zarr.Group):
-        self.path, self.root = path, root
+    Under several processes (`jax.distributed`) process 0 writes; the others hold a
+    `shadow` of the store's attributes (the run and its last commit) that they keep as
+    process 0 does, compute what it does (the state's gathering is collective), write
+    nothing, and read the store once it is written (`inference_data`). The path must be
+    on a file system every process sees."""
+
+    def __init__(self, path: Path, root: zarr.Group | None, shadow: dict[str, Any] | None = None):
+        self.path, self.root, self.shadow = path, root, shadow
+
+    @property
+    def _attrs(self) -> Any:
+        return self.root.attrs if self.shadow is None else self.shadow  # type: ignore[union-attr]
 
     # -- creating and opening --------------------------------------------------------
 
@@ -90,16 +101,18 @@ class Store:
                 f"checkpoint {str(path)!r} already exists: continue it with "
                 f"logdensity.resume({str(path)!r}, model), or remove it first."
             )
-        root = zarr.open_group(path, mode="w-")
-        root.attrs.update(
-            {
-                _RUN: json.loads(json.dumps(run, default=_plain))
-                | {
-                    "settings": dataclasses.asdict(settings),
-                    "structure": structure(model),
-                }
+        attrs = {
+            _RUN: json.loads(json.dumps(run, default=_plain))
+            | {
+                "settings": dataclasses.asdict(settings),
+                "structure": structure(model),
             }
-        )
+        }
+        barrier("logdensity: checkpoint path checked")  # before process 0 creates it
+        if not is_main_process():
+            return cls(path, None, shadow=attrs)
+        root = zarr.open_group(path, mode="w-")
+        root.attrs.update(attrs)
         return cls(path, root)
 
     @classmethod
@@ -111,7 +124,7 @@ class Store:
         """
         path = Path(path)
         try:
-            root = zarr.open_group(path, mode="r+")
+            root = zarr.open_group(path, mode="r+" if is_main_process() else "r")
         except FileNotFoundError:
             raise FileNotFoundError(f"no checkpoint at {str(path)!r}.") from None
         if _COMMIT not in root.attrs:
@@ -119,18 +132,20 @@ class Store:
                 f"{str(path)!r} is not a logdensity checkpoint, or its run was killed "
                 "before its first commit: start the run again."
             )
+        if not is_main_process():
+            return cls(path, None, shadow={k: dict(root.attrs[k]) for k in (_RUN, _COMMIT)})  # type: ignore[arg-type]
         return cls(path, root)
 
     @property
     def run(self) -> dict[str, Any]:
         """What `sample` was called with: `settings`, `structure` and the run's attrs."""
-        return dict(self.root.attrs[_RUN])  # type: ignore[arg-type]
+        return dict(self._attrs[_RUN])
 
     @property
     def commit(self) -> dict[str, Any]:
         """The last commit: `phase` (`"warmup"`, `"sampling"`, `"done"`), `steps`
         completed in it, `draws` per group, `slot`, `timings`."""
-        return dict(self.root.attrs[_COMMIT])  # type: ignore[arg-type]
+        return dict(self._attrs[_COMMIT])
 
     def settings(self, *, progress_bar: bool) -> Settings:
         stored = dict(self.run["settings"])
@@ -151,14 +166,18 @@ class Store:
 
     def append(self, group: str, ds: xr.Dataset, first: int) -> None:
         """`ds` as the draws `first:first + ds.draw.size` of `group`."""
+        if self.shadow is not None:
+            return
         ds = _vlen(ds.assign_coords(draw=np.arange(first, first + ds.sizes["draw"])))
-        if first == 0 or group not in self.root:
+        if first == 0 or group not in self.root:  # type: ignore[operator]
             ds.to_zarr(self.path, group=group, mode="w", consolidated=False)
         else:
             ds.to_zarr(self.path, group=group, append_dim="draw", consolidated=False)
 
     def put(self, group: str, ds: xr.Dataset) -> None:
         """A group written whole (the adapted parameters, the continuation state)."""
+        if self.shadow is not None:
+            return
         _vlen(ds).to_zarr(self.path, group=group, mode="w", consolidated=False)
 
     def save(
@@ -170,9 +189,19 @@ class Store:
         timings: dict[str, float],
     ) -> None:
         """Write `state` to the free slot, then commit it (the last write of a chunk)."""
-        previous = self.commit if _COMMIT in self.root.attrs else {"slot": 1}
+        previous = self.commit if _COMMIT in self._attrs else {"slot": 1}
         slot = 1 - int(previous["slot"])
-        leaves, impl = host_leaves(state)
+        leaves, impl = host_leaves(state)  # on every process: it gathers
+        commit = {
+            "phase": phase,
+            "steps": int(steps),
+            "draws": dict(draws),
+            "slot": slot,
+            "timings": dict(timings),
+        }
+        if self.shadow is not None:
+            self.shadow[_COMMIT] = commit
+            return
         group = zarr.open_group(self.path, path=f"state_{slot}", mode="w")
         for i, (name, value) in enumerate(leaves):
             dims = [f"leaf_{i}_dim_{k}" for k in range(value.ndim)]  # for xarray's reader
@@ -183,19 +212,13 @@ class Store:
                 array[...] = value
             array.attrs["path"] = name
         group.attrs["key_impl"] = impl
-        self.root.attrs[_COMMIT] = {
-            "phase": phase,
-            "steps": int(steps),
-            "draws": dict(draws),
-            "slot": slot,
-            "timings": dict(timings),
-        }
+        self.root.attrs[_COMMIT] = commit  # type: ignore[union-attr,assignment]
 
     def finish(self, timings: dict[str, float], interrupted: str) -> None:
         commit = self.commit | {"timings": dict(timings)}
         if not interrupted:
             commit["phase"] = "done"
-        self.root.attrs[_COMMIT] = commit
+        self._attrs[_COMMIT] = commit
 
     # -- reading ---------------------------------------------------------------------
 
@@ -215,10 +238,12 @@ class Store:
     def truncate(self) -> None:
         """Cut every drawn group back to its committed draws (a torn chunk's are past
         them)."""
+        if self.shadow is not None:
+            return
         for name, n in self.commit["draws"].items():
-            if name not in self.root:
+            if name not in self.root:  # type: ignore[operator]
                 continue
-            for _, array in self.root[name].arrays():  # type: ignore[union-attr]
+            for _, array in self.root[name].arrays():  # type: ignore[index,union-attr]
                 dims = array.metadata.dimension_names or ()  # type: ignore[union-attr]
                 if "draw" in dims:
                     axis = list(dims).index("draw")
@@ -229,11 +254,14 @@ class Store:
 
     def inference_data(self, attrs: dict[str, Any]) -> az.InferenceData:
         """The run as an `InferenceData` backed lazily by the store (values are read
-        when used), every drawn group cut to its committed draws."""
+        when used), every drawn group cut to its committed draws. Under several
+        processes, once process 0 has written it."""
+        barrier("logdensity: checkpoint written")
         draws = self.commit["draws"]
         groups = {}
+        root = zarr.open_group(self.path, mode="r")
         for name in (*_DRAWN, *_WHOLE):
-            if name not in self.root:
+            if name not in root:
                 continue
             ds = xr.open_dataset(
                 self.path,
