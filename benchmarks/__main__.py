@@ -49,6 +49,7 @@ def main() -> None:
     # the nutpie and metrics suites take more models: diamonds, the posteriordb names
     known = set(MODELS) | set(ZOO) | set(POSTERIORDB) | {p.split("-")[0] for p in POSTERIORDB}
     known.add("arma11")
+    known |= {"chains", "rows", "sharded"}  # the scaling suite's parts
     unknown = set(args.models or ()) - known
     if unknown:  # e.g. a suite after --models, which takes every name that follows
         parser.error(f"unknown models {sorted(unknown)}; choose from {MODELS}")
