@@ -586,6 +586,7 @@ def _adapted(settings: Settings, state: SamplerState) -> dict[str, Any]:
     step_size, imm = to_host(jax.vmap(adaptation(settings.config).parameters)(state.adaptation))
     if isinstance(imm, tuple):  # blackjax.mcmc.metrics.LowRankInverseMassMatrix
         return {"step_size": np.asarray(step_size)} | {
-            k: np.asarray(v) for k, v in imm._asdict().items()  # type: ignore[attr-defined]
+            k: np.asarray(v)
+            for k, v in imm._asdict().items()  # type: ignore[attr-defined]
         }
     return {"step_size": np.asarray(step_size), "inverse_mass_matrix": np.asarray(imm)}
