@@ -155,6 +155,7 @@ SHARDED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_chains_by_data_on_four_devices_draw_the_unsharded_draws():
     """The logistic regression with its 200 rows over 4 devices (50 each), and chains ×
     data on a 2 × 2 mesh, draws what the unsharded model draws (to 1e-9: the sum over
