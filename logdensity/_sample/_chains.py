@@ -22,8 +22,9 @@ def map_chains(
     f: Callable, chain_method: str, batched: PyTree, shared: PyTree, mesh: Mesh | None = None
 ) -> PyTree:
     """Apply `f(batched_i, shared)` to every chain i (leading axis of `batched`); with
-    `"parallel"`, over `mesh`'s `"chain"` axis (default `chain_mesh()`). The mesh's other
-    axes (the data's) stay with jit's partitioner (`shard_map`'s `axis_names`)."""
+    `"parallel"`, over `mesh`'s `"chain"` axis (default `chain_mesh()`, every device):
+    one `shard_map` loop per device, or, on a mesh with data axes too, the vectorized
+    program split by jit's partitioner (`_partitioned`)."""
     if chain_method == "vectorized":
         return jax.vmap(f, in_axes=(0, None))(batched, shared)
     if chain_method == "sequential":
@@ -37,7 +38,6 @@ def map_chains(
         mesh=mesh,
         in_specs=(PartitionSpec(CHAIN), PartitionSpec()),
         out_specs=PartitionSpec(CHAIN),
-        axis_names={CHAIN},
         check_vma=False,
     )
     return per_device(batched, shared)
@@ -45,7 +45,11 @@ def map_chains(
 
 def _partitioned(f: Callable, batched: PyTree, shared: PyTree, mesh: Mesh) -> PyTree:
     """Chains × data: the vectorized program with the chain axis split over the mesh's
-    `"chain"` axis by jit's partitioner (the data's axes are the model's own)."""
+    `"chain"` axis by jit's partitioner (the data's axes are the model's own), so the
+    chains step in lockstep. Not one `shard_map` loop per chain group: the partitioner's
+    collectives for the data span every device of the mesh, and XLA's CPU collectives
+    deadlock (a 40 s rendezvous timeout) when the groups' NUTS loops run different
+    numbers of iterations."""
     split = NamedSharding(mesh, PartitionSpec(CHAIN))
     batched = jax.lax.with_sharding_constraint(batched, split)
     out = jax.vmap(f, in_axes=(0, None))(batched, shared)
@@ -54,11 +58,11 @@ def _partitioned(f: Callable, batched: PyTree, shared: PyTree, mesh: Mesh) -> Py
 
 def place_chains(batched: PyTree, chain_method: str, mesh: Mesh | None = None) -> PyTree:
     """For `"parallel"`, put chain-batched arrays where the chunk's outputs live (split
-        along the chain axis of `mesh`, default `chain_mesh()`), so that its first call, fed
-        from one device, does not compile a second program for the calls fed by its own
-        outputs. Arrays already there stay; others go through host memory, which works when
-        the mesh spans several processes (each process holds the same values, and a process's
-    own array goes through its host memory)."""
+    along the chain axis of `mesh`, default `chain_mesh()`), so that its first call, fed
+    from one device, does not compile a second program for the calls fed by its own
+    outputs. Arrays already there stay. The mesh may span several processes: each
+    process holds the same values, and a process's own array goes through its host
+    memory."""
     if chain_method != "parallel":
         return batched
     sharding = NamedSharding(chain_mesh() if mesh is None else mesh, PartitionSpec(CHAIN))
