@@ -96,8 +96,8 @@ def shard_data(
 
     - `ValueError` if the model has no traced data (its data are constants of its
       program: `from_pymc`, or `from_pytensor` without `data=`; the message names the
-      way to pass them as data), `mesh` has no axis `axis`, or no data array has `rows`
-      rows (the message lists the data's leading lengths).
+      way to pass them as data), its data are scalars only, `mesh` has no axis `axis`,
+      or no data array has `rows` rows (the message lists the data's leading lengths).
     - `TypeError` if `mesh` is not a `jax.sharding.Mesh`.
     """
     if isinstance(logdensity, FlatView):
@@ -134,7 +134,7 @@ def shard_data(
     specs = tuple(PartitionSpec(axis) if n == rows else PartitionSpec() for n in leading)
     placed = [
         jax.device_put(
-            np.asarray(leaf),
+            np.asarray(to_host(leaf)),  # a leaf sharded before may span processes
             NamedSharding(mesh, spec if rows % size == 0 else PartitionSpec()),
         )
         for leaf, spec in zip(leaves, specs, strict=True)
