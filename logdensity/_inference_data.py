@@ -140,6 +140,18 @@ def diagnose(idata: az.InferenceData) -> list[str]:
     are skipped. The numbers are also stored in `idata.sample_stats.attrs`
     (`num_divergences`, `stuck_chains`, `max_rhat`, `min_ess_bulk`, `min_ess_tail`,
     `min_ess_required`).
+
+    **Many scalars.** ArviZ's R-hat and ESS loop over the scalars in Python (about
+    1 ms each, per diagnostic). Above 1,024 scalars they run only on those that cheap,
+    vectorised proxies rank worst: in each block of scalars, the 128 with the largest
+    classic split R-hat of the draws and of the folded draws (their distance to the
+    median), and the 128 with the largest lag-1 autocorrelation of the draws and of
+    their 5% / 95% tail indicators. The extremes reported are ArviZ's numbers for the
+    scalars examined. A scalar bad by the rank-normalised measures while it looks fine
+    to all four proxies would be missed; among near ties (scalars that all pass), the
+    runners-up named may differ from a full computation's. Measured on the
+    10,003-parameter hierarchical model (4 × (500 + 500)): 5.6 s against 15.6 s for
+    all of them (2.0% against 5.4% of the run), with the same extremes.
     """
     problems = []
     post = idata["posterior"]
@@ -239,6 +251,8 @@ def _rhat_ess(post: xr.Dataset) -> tuple[dict[str, float], dict[str, str]]:
         ("min_ess_bulk", "ess", {"method": "bulk"}, 1),
         ("min_ess_tail", "ess", {"method": "tail", "prob": (0.05, 0.95)}, 1),
     ]
+    # above _SCREEN scalars, the exact diagnostics run on the worst ones by `_screen`
+    screened = sum(v.size // (v.shape[0] * v.shape[1]) for v in values) > _SCREEN
     # per check: the worst scalars seen so far, as (sort key, value, name, flat index)
     found: dict[str, list[tuple[float, float, str, int]]] = {key: [] for key, *_ in checks}
     any_varies = False
@@ -249,6 +263,8 @@ def _rhat_ess(post: xr.Dataset) -> tuple[dict[str, float], dict[str, str]]:
             if varies.size == 0:
                 continue
             any_varies = True
+            if screened:
+                varies = varies[_screen(block[:, :, varies], _SCREEN_KEEP)]
             block = block[:, :, varies]
             for key, name, kwargs, sign in checks:
                 got = getattr(array_stats, name)(block, chain_axis=0, draw_axis=1, **kwargs)
@@ -274,6 +290,50 @@ def _rhat_ess(post: xr.Dataset) -> tuple[dict[str, float], dict[str, str]]:
     return summary, worst
 
 
+def _screen(block: np.ndarray, keep: int) -> np.ndarray:
+    """Indices (sorted) of the scalars of `block` `(chain, draw, k)` that cheap,
+    vectorised proxies rank worst, `keep` per proxy: the classic split R-hat (Gelman et
+    al. 2013) of the draws and of their distance to the median (the folded draws, as
+    rank R-hat folds them), and the lag-1 autocorrelation of the draws and of their
+    5% / 95% tail indicators (low ESS, bulk and tail). ArviZ's rank-normalised R-hat
+    and ESS then run on these only."""
+    if block.shape[2] <= keep:
+        return np.arange(block.shape[2])
+    median = np.median(block, axis=(0, 1))
+    low, high = np.quantile(block, [0.05, 0.95], axis=(0, 1))
+    tails = (block <= low).astype(np.float64) + (block >= high)
+    proxies = [
+        _split_rhat(block),
+        _split_rhat(np.abs(block - median)),
+        _lag1(block),
+        _lag1(tails),
+    ]
+    picked = set()
+    for proxy in proxies:
+        proxy = np.where(np.isfinite(proxy), proxy, np.inf)  # undefined: look at it
+        picked.update(np.argpartition(-proxy, keep - 1)[:keep].tolist())
+    return np.array(sorted(picked))
+
+
+def _split_rhat(x: np.ndarray) -> np.ndarray:
+    """Classic split R-hat of each scalar of `x` `(chain, draw, k)`."""
+    half = x.shape[1] // 2
+    split = np.concatenate([x[:, :half], x[:, half : 2 * half]], axis=0)
+    n = split.shape[1]
+    within = split.var(axis=1, ddof=1).mean(axis=0)
+    between = n * split.mean(axis=1).var(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt(((n - 1) / n * within + between / n) / within)
+
+
+def _lag1(x: np.ndarray) -> np.ndarray:
+    """Lag-1 autocorrelation of each scalar of `x` `(chain, draw, k)`, pooled over
+    chains (each chain centred on its own mean)."""
+    c = x - x.mean(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (c[:, 1:] * c[:, :-1]).sum(axis=(0, 1)) / (c * c).sum(axis=(0, 1))
+
+
 def _scalar_label(name: str, shape: tuple[int, ...], flat_index: int) -> str:
     """`theta[3, 1]` for the scalar at `flat_index` of a variable of `shape`."""
     if not shape:
@@ -284,5 +344,7 @@ def _scalar_label(name: str, shape: tuple[int, ...], flat_index: int) -> str:
 COLLAPSED = 1e-3  # a step size under this fraction of the chains' median has collapsed
 _BLOCK = 2**22  # values (32 MiB of float64) per block of scalars in `_rhat_ess`
 _WORST = 3  # scalars named per R-hat or ESS sentence
+_SCREEN = 1024  # above this many scalars, R-hat and ESS run on the screened worst only
+_SCREEN_KEEP = 128  # scalars kept per screening proxy and block
 _ESS_PER_CHAIN = 100  # the least bulk and tail ESS per chain (Vehtari et al. 2021)
 _FORMAT = {"max_rhat": ".3f", "min_ess_bulk": ".0f", "min_ess_tail": ".0f"}

@@ -587,3 +587,31 @@ def test_chains_in_separate_modes_warn_naming_rhat_and_ess(x64):
     assert re.search(r"min bulk ESS \d+ < 400 \(100 per chain; x \d", message), message
     assert re.search(r"min tail ESS \d+ < 400", message), message
     assert idata.sample_stats.attrs["max_rhat"] > 1.5  # rank-normalised: 1.74 here
+
+
+def test_many_scalars_are_screened_and_the_worst_still_found(monkeypatch):
+    """Above 1,024 scalars `diagnose` runs ArviZ's rank R-hat and ESS on the scalars
+    its cheap proxies rank worst. On 3,000 scalars of noise with a shifted chain, a
+    sticky scalar and a Cauchy one, the screened R-hat and ESS extremes equal the full
+    computation's, and the culprits are named."""
+    from logdensity import _inference_data
+
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(4, 300, 3000))
+    theta[2, :, 1234] += 0.6  # one chain shifted
+    walk = np.cumsum(rng.normal(size=(4, 300)), axis=1)
+    theta[:, :, 777] = 0.05 * walk + 0.01 * rng.normal(size=(4, 300))  # sticky
+    theta[:, :, 2500] = rng.standard_cauchy(size=(4, 300))
+    stats = {"diverging": np.zeros((4, 300), bool), "step_size": np.full((4, 300), 0.5),
+             "lp": rng.normal(size=(4, 300))}  # fmt: skip
+    idata = az.from_dict(posterior={"theta": theta}, sample_stats=stats)
+    screened = ld.diagnose(idata)
+    got = dict(idata.sample_stats.attrs)
+    monkeypatch.setattr(_inference_data, "_SCREEN", 10**9)
+    ld.diagnose(idata)
+    full = dict(idata.sample_stats.attrs)
+    for key in ("max_rhat", "min_ess_bulk", "min_ess_tail"):
+        assert got[key] == full[key], (key, got[key], full[key])
+    rhat = next(p for p in screened if p.startswith("max R-hat"))
+    assert "theta[777]" in rhat, rhat
+    assert "theta[1234]" in rhat, rhat
