@@ -5,7 +5,8 @@ Suites (default: all, in this order): `overhead` (adapters against hand-written 
 BlackJAX loop), `kernel` (BlackJAX's NUTS transition against NumPyro's on the same
 density), `scaling` (chains and data size), `memory` (peak resident memory of the loop),
 `nutpie` and `metrics` (nutpie as a peer; every metric), `firstdraw` (fixed costs in
-fresh processes), `starts` (`sample(init=...)` on arma11 and diamonds).
+fresh processes), `starts` (`sample(init=...)` on arma11 and diamonds), `diagnostics`
+(the share of `diagnose` in the 10,003-parameter model's run).
 Each writes `benchmarks/results/<suite>[_quick].{json,md}`.
 
 The process runs with two forced host devices
@@ -30,6 +31,7 @@ SUITES = (
     "metrics",
     "firstdraw",
     "starts",
+    "diagnostics",
 )
 
 
