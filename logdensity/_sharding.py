@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import numpy as np
@@ -22,9 +22,11 @@ __all__ = [
     "barrier",
     "chain_mesh",
     "data_mesh",
+    "is_key",
     "is_main_process",
     "quiet_elsewhere",
     "shard_data",
+    "through_key_data",
     "to_host",
 ]
 
@@ -43,13 +45,12 @@ class OnMesh(Frozen):
 
     def __call__(self, x: Any, data: Any) -> Any:
         leaves, treedef = jax.tree.flatten(data)
-        if len(leaves) == len(self.specs):
-            leaves = [
-                jax.lax.with_sharding_constraint(leaf, NamedSharding(self.mesh, spec))
-                if isinstance(leaf, jax.core.Tracer)
-                else leaf
-                for leaf, spec in zip(leaves, self.specs, strict=True)
-            ]
+        leaves = [
+            jax.lax.with_sharding_constraint(leaf, NamedSharding(self.mesh, spec))
+            if isinstance(leaf, jax.core.Tracer)
+            else leaf
+            for leaf, spec in zip(leaves, self.specs, strict=True)
+        ]
         return self.fn(x, jax.tree.unflatten(treedef, leaves))
 
 
@@ -102,9 +103,7 @@ def shard_data(
     """
     if isinstance(logdensity, FlatView):
         return FlatView(shard_data(logdensity.model, mesh, axis=axis, rows=rows))  # type: ignore[return-value]
-    model = as_model(logdensity, "shard_data")
-    if not isinstance(model, Model):
-        raise TypeError(f"shard_data needs a logdensity.Model; got {type(model).__name__}.")
+    model = cast(Model, as_model(logdensity, "shard_data"))  # a Model, or TypeError
     if mesh is None:
         mesh = Mesh(np.array(jax.devices()), (axis,))
     if not isinstance(mesh, Mesh):
@@ -198,13 +197,23 @@ def to_host(tree: PyTree) -> PyTree:
     def gather(x: Any) -> Any:
         if not _spread(x):
             return jax.device_get(x)
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            impl = jax.random.key_impl(x)
-            data = gather(jax.random.key_data(x))
-            return jax.random.wrap_key_data(data, impl=impl)
+        if is_key(x):
+            return through_key_data(gather, x)
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
     return jax.tree.unflatten(treedef, [gather(x) for x in leaves])
+
+
+def is_key(x: Any) -> bool:
+    """Whether `x` is an array of typed PRNG keys (`jax.random.key`)."""
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def through_key_data(f: Callable, keys: Any) -> Any:
+    """`f` applied to typed `keys` by way of their key data (gathers and placements
+    take plain arrays), wrapped back with the same impl."""
+    impl = jax.random.key_impl(keys)
+    return jax.random.wrap_key_data(f(jax.random.key_data(keys)), impl=impl)
 
 
 def _spread(x: Any) -> bool:

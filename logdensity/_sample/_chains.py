@@ -13,7 +13,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
-from .._sharding import CHAIN, chain_mesh
+from .._sharding import CHAIN, chain_mesh, is_key, through_key_data
 
 __all__ = ["chain_mesh", "map_chains", "place_chains", "stack_chains"]
 
@@ -70,9 +70,8 @@ def place_chains(batched: PyTree, chain_method: str, mesh: Mesh | None = None) -
     def place(x: Any) -> Any:
         if getattr(x, "sharding", None) == sharding:
             return x
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            data = place(jax.random.key_data(x))
-            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        if is_key(x):
+            return through_key_data(place, x)
         if x.is_fully_addressable and jax.process_count() > 1:
             x = np.asarray(x)  # one process's array onto every process's devices
         return jax.device_put(x, sharding)
