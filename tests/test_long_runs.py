@@ -64,6 +64,7 @@ def _uninterrupted(chain_method):
         ("sequential", "warmup", signal.SIGKILL),
         ("vectorized", "sampling", signal.SIGKILL),
         ("vectorized", "sampling", signal.SIGINT),
+        ("threaded", "sampling", signal.SIGINT),
     ],
 )
 def test_a_killed_run_resumes_in_a_fresh_process_to_the_same_draws(

@@ -1,6 +1,7 @@
 """The shared loop: correctness against analytic posteriors, chain methods, chunks,
 compilation counts, interrupts, bad starts, and the InferenceData it returns."""
 
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 import logdensity as ld
+from logdensity import zoo
 from logdensity._sample import _host
 from logdensity._sample._settings import Settings
 from logdensity._sample._starts import start_chains
@@ -165,6 +167,32 @@ def test_same_key_same_draws_across_chunk_sizes():
     np.testing.assert_array_equal(a.posterior["mu"].values, b.posterior["mu"].values)
     c = ld.sample(model, jax.random.key(4), chunk_size=200, **FAST)
     assert not np.array_equal(a.posterior["mu"].values, c.posterior["mu"].values)
+
+
+@short_run
+def test_threaded_chains_draw_the_sequential_draws_and_are_the_cpu_default(x64):
+    """`"threaded"` runs the one-chain program of `"sequential"` for each chain in its
+    own thread: the same program per chain, so the same draws, bit for bit, through a
+    warmup (the adaptation state is split and joined at every chunk end); and the
+    default on CPU for a few chains. Many chains per core stay vectorized."""
+    model = zoo.build("eight_schools_noncentered", "jax")
+    kw = {"num_warmup": 150, "num_samples": 100, "chunk_size": 40, "progress_bar": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ld.SamplingWarning)
+        a = ld.sample(model, jax.random.key(7), chain_method="threaded", metric="low_rank", **kw)
+        b = ld.sample(model, jax.random.key(7), chain_method="sequential", metric="low_rank", **kw)
+        default = ld.sample(model, jax.random.key(7), num_chains=3, **kw)
+    for name in ("mu", "tau", "theta"):
+        np.testing.assert_array_equal(a.posterior[name].values, b.posterior[name].values)
+    np.testing.assert_array_equal(a.sample_stats["n_steps"], b.sample_stats["n_steps"])
+    assert a.attrs["chain_method"] == "threaded"
+    assert default.attrs["chain_method"] == "threaded"
+    assert default.posterior.sizes["chain"] == 3
+    from logdensity._sample._settings import CHAINS_PER_CORE, default_chain_method
+
+    many = CHAINS_PER_CORE * (os.cpu_count() or 1) + 1
+    assert default_chain_method(many, sharded=False) == "vectorized"
+    assert default_chain_method(4, sharded=True) == "vectorized"
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -185,6 +185,14 @@ def test_shard_data_refuses_what_it_cannot_split():
         ld.shard_data(scalar)
 
 
+def test_threaded_chains_are_refused_for_sharded_data():
+    """Each threaded chain is a program of its own on the default device: for data on
+    a mesh it is refused, naming the methods that work."""
+    model = ld.shard_data(zoo.build("linear_regression", "numpyro"))
+    with pytest.raises(ValueError, match="chain_method='threaded'.*'parallel'"):
+        ld.sample(model, jax.random.key(0), chain_method="threaded", num_samples=5)
+
+
 def test_shard_data_on_one_device_is_the_same_model(x64):
     """On one device (and for the flat view) the sharded model is the model: same log
     density and gradient, eager and jitted, and `replace_data` still works."""

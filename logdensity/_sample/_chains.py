@@ -1,10 +1,13 @@
 """The chain map: one chain's function over every chain, vectorized (`vmap`),
 sequential (`lax.map`) or parallel (sharded over the devices with `shard_map`: every
-device of every process, or the `"chain"` axis of the mesh the model's data are on)."""
+device of every process, or the `"chain"` axis of the mesh the model's data are on);
+and `threaded`, one chain's program run for every chain in host threads."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -15,7 +18,7 @@ from jaxtyping import PyTree
 
 from .._sharding import CHAIN, chain_mesh, is_key, through_key_data
 
-__all__ = ["chain_mesh", "map_chains", "place_chains", "stack_chains"]
+__all__ = ["chain_mesh", "map_chains", "place_chains", "stack_chains", "threaded"]
 
 
 def map_chains(
@@ -27,7 +30,7 @@ def map_chains(
     program split by jit's partitioner (`_partitioned`)."""
     if chain_method == "vectorized":
         return jax.vmap(f, in_axes=(0, None))(batched, shared)
-    if chain_method == "sequential":
+    if chain_method in ("sequential", "threaded"):  # threaded: one chain per program
         return jax.lax.map(lambda b: f(b, shared), batched)
     # "parallel": chains sharded over the chain axis; within a device, vectorized.
     mesh = chain_mesh() if mesh is None else mesh
@@ -82,3 +85,44 @@ def place_chains(batched: PyTree, chain_method: str, mesh: Mesh | None = None) -
 def stack_chains(position: PyTree, num_chains: int) -> PyTree:
     """`position` repeated on a new leading chain axis."""
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_chains, *jnp.shape(x))), position)
+
+
+# one worker per core: XLA runs each chain's program on the thread that calls it
+_CHAINS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="logdensity-chain")
+
+
+@jax.jit
+def _split(batched: PyTree) -> list[PyTree]:
+    n = jax.tree.leaves(batched)[0].shape[0]
+    return [jax.tree.map(lambda x, c=c: x[c : c + 1], batched) for c in range(n)]
+
+
+@jax.jit
+def _join(parts: Sequence[PyTree]) -> PyTree:
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+
+
+def threaded(
+    program: Callable[..., tuple[PyTree, PyTree]], model: Any, state: PyTree, *args: Any
+) -> tuple[PyTree, PyTree]:
+    """`"threaded"` chains: `program(model, state_c, *args)` for every chain c (its
+    slice of `state`, a leading axis of 1) in host threads, one per core at a time;
+    XLA releases the GIL while a program runs, so the chains use every core and none
+    waits for another's trajectory (nutpie's one thread per chain). `program` is an AOT
+    executable, which traces nothing in the workers (JAX's config is thread-local).
+
+    **Returns:** the new states joined on the device, and the outputs joined on the
+    host (`np.concatenate` along the chain axis).
+
+    **Raises:** whatever a chain's program raised, after the chains before it finished.
+    """
+    from .._sharding import to_host
+
+    def one(part: PyTree) -> tuple[PyTree, PyTree]:
+        new, out = program(model, part, *args)
+        return jax.block_until_ready(new), to_host(out)
+
+    futures = [_CHAINS.submit(one, part) for part in _split(state)]
+    done = [f.result() for f in futures]
+    outs = jax.tree.map(lambda *xs: np.concatenate(xs), *[out for _, out in done])
+    return _join([new for new, _ in done]), outs

@@ -17,7 +17,7 @@ from .._inference_data import COLLAPSED
 from .._protocol import LogDensity
 from .._sharding import to_host
 from ._adaptation import adaptation
-from ._chains import chain_mesh, place_chains
+from ._chains import chain_mesh, place_chains, threaded
 from ._kernel import Stats
 from ._programs import chunk
 from ._settings import Settings
@@ -215,9 +215,14 @@ def run_phase(
             stages = schedule[np.minimum(steps, draws.total - 1)]
         else:
             stages = np.zeros((size, 2), np.int32)
-        state, (stats, values) = chunk(
-            model, config, place_chains(state, config.chain_method, mesh), stages, active, adapting
-        )
+        if config.chain_method == "threaded":
+            one_chain = jax.eval_shape(lambda s: jax.tree.map(lambda x: x[:1], s), state)
+            stages, active = jax.device_put((stages, active))  # as every worker gets them
+            program = chunk.compiled(model, config, one_chain, stages, active, adapting)
+            state, (stats, values) = threaded(program, model, state, stages, active, adapting)
+        else:
+            placed = place_chains(state, config.chain_method, mesh)
+            state, (stats, values) = chunk(model, config, placed, stages, active, adapting)
         n = int(active.sum())
         stats, values = to_host((stats, values if draws.keep_draws else {}))
         if adapting and steps[-1] + 1 <= draws.total // 2:  # before the state is kept

@@ -80,6 +80,13 @@ class _Compiled:
         lowered = self._jit().lower(*args)
         self._ahead[key] = _WORKERS.submit(lowered.compile)
 
+    def compiled(self, *args: Any) -> Callable[..., Any]:
+        """The AOT executable for `args` (`config` second), compiled if it was not:
+        called with the arguments but `config`, it traces nothing, so it can run in any
+        thread whatever that thread's JAX config (`"threaded"` chains)."""
+        self.precompile(*args)
+        return self._ahead[self._key(args)].result()
+
     def __call__(self, *args: Any) -> Any:
         ahead = self._ahead.get(self._key(args)) if self._ahead else None
         if ahead is not None:
@@ -249,9 +256,11 @@ def precompile_chunk(
     """Compile the chunk for the state that `start` will return, in a worker thread,
     while the caller traces, compiles and runs `start` (the two programs are
     independent given the state's types). Not for `"parallel"`, whose state is sharded:
-    there the chunk compiles at its first call."""
+    there the chunk compiles at its first call. For `"threaded"`, the one-chain chunk."""
     if config.chain_method == "parallel":
         return
+    if config.chain_method == "threaded":  # one chain's program, run in every thread
+        num_chains = 1
     keys = jax.eval_shape(lambda k: jax.random.split(k, num_chains), rng_key)
     state = state_shapes(model, config, num_chains, keys)
     stages = np.zeros((chunk_size, 2), np.int32)

@@ -23,6 +23,7 @@ from .._sharding import (
     CHAIN,
     barrier,
     chain_mesh,
+    data_mesh,
     is_main_process,
     quiet_elsewhere,
     to_host,
@@ -30,7 +31,7 @@ from .._sharding import (
 from ._adaptation import adaptation
 from ._host import Draws, Progress, StoredDraws, run_phase
 from ._programs import precompile_chunk, state_shapes
-from ._settings import ChainMethod, Init, Metric, Settings, check_rng_key
+from ._settings import ChainMethod, Init, Metric, Settings, check_rng_key, default_chain_method
 from ._starts import start_chains
 from ._state import SamplerState, continued, sampler_state_group
 from ._warnings import DrawsSavedError, SamplingWarning, save_draws
@@ -49,7 +50,7 @@ def sample(
     num_chains: int = 4,
     num_warmup: int | None = None,
     num_samples: int = 1000,
-    chain_method: ChainMethod = "vectorized",
+    chain_method: ChainMethod | None = None,
     initial_positions: PyTree | None = None,
     init: Init = "jitter",
     progress_bar: bool = True,
@@ -93,7 +94,10 @@ def sample(
       (default 1000; 0, the only value allowed, when continuing), draws kept per chain.
       A new run with `num_warmup=0` adapts nothing (step size 1.0, identity metric)
       and warns (`SamplingWarning`) before the first step.
-    - `chain_method`: `"vectorized"` (`jax.vmap`: one program, chains in lockstep,
+    - `chain_method`: `"threaded"` (one chain's program, run for every chain in host
+      threads, one per core at a time, as nutpie runs its chains: no lockstep, every
+      core; on one device of one process, the draws of `"sequential"`),
+      `"vectorized"` (`jax.vmap`: one program, chains in lockstep,
       each step waits for the longest trajectory), `"sequential"` (`lax.map`: one
       program, one chain after the other; no lockstep), or `"parallel"` (chains sharded
       across `jax.devices()`, every process's, with `jax.shard_map`, vectorized within
@@ -105,6 +109,10 @@ def sample(
       groups' trajectories differ in length. Under `jax.distributed` every process
       runs `sample` and returns the same `InferenceData`; only process 0 shows the
       progress bar, warns and writes the checkpoint (on a path every process sees).
+      Default (`None`): `"threaded"` on CPU for one process's run of at most 4 chains
+      per core whose data are not split over a mesh, else `"vectorized"`; the method
+      used is in `idata.attrs["chain_method"]`. `"threaded"` is refused (`ValueError`)
+      for data split over a mesh and under `jax.distributed`.
     - `initial_positions`: unconstrained starting points with a leading `num_chains`
       axis on every leaf. Default: `initial_position + uniform(-init_jitter,
       init_jitter)` per coordinate (Stan's default is uniform(-2, 2)), redrawn up to
@@ -215,6 +223,18 @@ def sample(
         if dense_mass and metric not in (None, "diag", "dense"):
             raise ValueError(f"dense_mass=True contradicts metric={metric!r}; give metric only.")
         metric = "dense" if dense_mass else metric
+    if chain_method is None:
+        chains = num_chains
+        if initial_state is not None and "sampler_state" in initial_state.groups():
+            chains = initial_state["sampler_state"].sizes["chain"]
+        chain_method = default_chain_method(chains, data_mesh(model) is not None)
+    if chain_method == "threaded" and (data_mesh(model) is not None or jax.process_count() > 1):
+        where = "over a device mesh" if data_mesh(model) is not None else "over several processes"
+        raise ValueError(
+            "chain_method='threaded' runs each chain's own program on this process's "
+            f"default device, and this run is spread {where}: use chain_method='parallel' "
+            "(chains over the devices) or 'vectorized'."
+        )
     dim = int(ravel_pytree(model.initial_position)[0].size)
     checked: dict[str, Any] = dict(
         dim=dim,
