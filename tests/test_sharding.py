@@ -189,7 +189,7 @@ def test_threaded_chains_are_refused_for_sharded_data():
     """Each threaded chain is a program of its own on the default device: for data on
     a mesh it is refused, naming the methods that work."""
     model = ld.shard_data(zoo.build("linear_regression", "numpyro"))
-    with pytest.raises(ValueError, match="chain_method='threaded'.*'parallel'"):
+    with pytest.raises(ValueError, match=r"chain_method='threaded'.*'parallel'"):
         ld.sample(model, jax.random.key(0), chain_method="threaded", num_samples=5)
 
 
