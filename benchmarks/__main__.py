@@ -6,7 +6,8 @@ BlackJAX loop), `kernel` (BlackJAX's NUTS transition against NumPyro's on the sa
 density), `scaling` (chains and data size), `memory` (peak resident memory of the loop),
 `nutpie` and `metrics` (nutpie as a peer; every metric), `firstdraw` (fixed costs in
 fresh processes), `starts` (`sample(init=...)` on arma11 and diamonds), `diagnostics`
-(the share of `diagnose` in the 10,003-parameter model's run).
+(the share of `diagnose` in the 10,003-parameter model's run), `chains` (threaded
+against vectorized chains, in fresh processes).
 Each writes `benchmarks/results/<suite>[_quick].{json,md}`.
 
 The process runs with two forced host devices
@@ -32,6 +33,7 @@ SUITES = (
     "firstdraw",
     "starts",
     "diagnostics",
+    "chains",
 )
 
 

@@ -1,7 +1,8 @@
 """nutpie as a peer: the same PyMC model through `logdensity.from_pymc` +
 `logdensity.sample` (diagonal and low-rank metrics) and through
 `nutpie.compile_pymc_model` + `nutpie.sample` (numba backend diagonal and low-rank,
-JAX backend diagonal), 4 chains, float64.
+JAX backend diagonal), 4 chains, float64; ours with the default chain method
+(`"threaded"` on CPU, one chain per core at a time, as nutpie's `cores=2`).
 
 Method: each sampler runs once untimed first (numba's disk cache and every in-process
 compile cache warm, for both sides), then the timed runs, interleaved sampler by
@@ -23,7 +24,10 @@ import numpy as np
 from ._common import fmt, machine
 
 SAMPLERS = ("ld_diag", "ld_low_rank", "nutpie_numba_diag", "nutpie_numba_low_rank", "nutpie_jax")
-MODELS = ("eight_schools_noncentered", "diamonds")
+MODELS = ("eight_schools_noncentered", "diamonds", "logistic_regression", "gp", "hierarchical")
+# nutpie's JAX backend on the data-heavy models: 552 s on diamonds (diag only, 246
+# steps per draw), left out there
+NO_NUTPIE_JAX = ("diamonds", "hierarchical")
 
 
 def _pymc_model(name: str) -> Any:
@@ -58,6 +62,35 @@ def _pymc_model(name: str) -> Any:
             intercept = pm.StudentT("Intercept", nu=3.0, mu=8.0, sigma=10.0)
             sigma = pm.HalfStudentT("sigma", nu=3.0, sigma=10.0)
             pm.Normal("y", intercept + xc @ b, sigma, observed=y)
+        return model
+    if name == "logistic_regression":
+        d = zoo.data(name)
+        with pm.Model() as model:
+            weights = pm.Normal("weights", 0.0, 1.0, shape=d["x"].shape[1])
+            bias = pm.Normal("bias", 0.0, 2.0)
+            pm.Bernoulli("y", logit_p=d["x"] @ weights + bias, observed=d["y"].astype(int))
+        return model
+    if name == "gp":
+        from logdensity.zoo._references import GP_PRIORS
+
+        d = zoo.data(name)
+        x, y = d["x"], d["y"]
+        with pm.Model() as model:
+            v = {k: pm.LogNormal(k, loc, scale) for k, (loc, scale) in GP_PRIORS.items()}
+            sq = (x[:, None] - x[None, :]) ** 2
+            cov = v["amplitude"] ** 2 * pm.math.exp(-0.5 * sq / v["lengthscale"] ** 2)
+            cov = cov + v["noise"] ** 2 * np.eye(len(x))
+            pm.MvNormal("y", np.zeros(len(x)), cov=cov, observed=y)
+        return model
+    if name == "hierarchical":
+        y = zoo.data(name)["y"]
+        with pm.Model() as model:
+            mu = pm.Normal("mu", 0.0, 5.0)
+            tau = pm.LogNormal("tau", 0.0, 1.0)
+            sigma = pm.LogNormal("sigma", 0.0, 1.0)
+            theta_trans = pm.Normal("theta_trans", 0.0, 1.0, shape=y.shape[0])
+            theta = mu + tau * theta_trans
+            pm.Normal("y", theta[:, None], sigma, observed=y)
         return model
     raise KeyError(name)
 
@@ -131,6 +164,8 @@ def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
         # our diagonal metric on diamonds: 400 s a run on 2 cores (the metrics suite
         # measures it; the issue measured 262 s, min bulk ESS 1212): left out here
         samplers = [s for s in SAMPLERS if not (name == "diamonds" and s == "ld_diag")]
+        if name in NO_NUTPIE_JAX:
+            samplers.remove("nutpie_jax")
         for sampler in samplers:  # untimed: compile caches warm for both sides
             _run(sampler, name, 100, draws, tune)
         rows[name] = {s: [] for s in samplers}
