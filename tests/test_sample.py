@@ -1,7 +1,6 @@
 """The shared loop: correctness against analytic posteriors, chain methods, chunks,
 compilation counts, interrupts, bad starts, and the InferenceData it returns."""
 
-import os
 import re
 import subprocess
 import sys
@@ -188,9 +187,9 @@ def test_threaded_chains_draw_the_sequential_draws_and_are_the_cpu_default(x64):
     assert a.attrs["chain_method"] == "threaded"
     assert default.attrs["chain_method"] == "threaded"
     assert default.posterior.sizes["chain"] == 3
-    from logdensity._sample._settings import CHAINS_PER_CORE, default_chain_method
+    from logdensity._sample._settings import CHAINS_PER_CORE, cores, default_chain_method
 
-    many = CHAINS_PER_CORE * (os.cpu_count() or 1) + 1
+    many = CHAINS_PER_CORE * cores() + 1
     assert default_chain_method(many, sharded=False) == "vectorized"
     assert default_chain_method(4, sharded=True) == "vectorized"
 

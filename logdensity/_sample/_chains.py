@@ -5,7 +5,6 @@ and `threaded`, one chain's program run for every chain in host threads."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,6 +16,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
 from .._sharding import CHAIN, chain_mesh, is_key, through_key_data
+from ._settings import cores
 
 __all__ = ["chain_mesh", "map_chains", "place_chains", "stack_chains", "threaded"]
 
@@ -88,7 +88,7 @@ def stack_chains(position: PyTree, num_chains: int) -> PyTree:
 
 
 # one worker per core: XLA runs each chain's program on the thread that calls it
-_CHAINS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="logdensity-chain")
+_CHAINS = ThreadPoolExecutor(max_workers=cores(), thread_name_prefix="logdensity-chain")
 
 
 @jax.jit

@@ -19,6 +19,7 @@ __all__ = [
     "Init",
     "Metric",
     "Settings",
+    "cores",
     "default_chain_method",
     "default_chunk_size",
 ]
@@ -213,6 +214,13 @@ class Settings:
 CHAINS_PER_CORE = 4  # beyond this many chains per core, one vectorized program
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS says, so a
+    container's limit, not the host's count)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
 def default_chain_method(num_chains: int, sharded: bool) -> ChainMethod:
     """`chain_method=None`: `"threaded"` on CPU, for a run of one process whose data
     are not split over a mesh, with at most `CHAINS_PER_CORE` chains per core; else
@@ -220,9 +228,8 @@ def default_chain_method(num_chains: int, sharded: bool) -> ChainMethod:
     trajectory and use one core, and threaded ones do neither (measured in
     `benchmarks/results/chains.md`: 1.0-2.8x the ESS/s); on an accelerator, and for
     many chains, one batched program does better."""
-    cores = os.cpu_count() or 1
     cpu = jax.default_backend() == "cpu" and jax.process_count() == 1
-    if cpu and not sharded and num_chains <= CHAINS_PER_CORE * cores:
+    if cpu and not sharded and num_chains <= CHAINS_PER_CORE * cores():
         return "threaded"
     return "vectorized"
 
