@@ -149,6 +149,7 @@ def staged(config: Config) -> Adaptation:
             cutoff=2.0,
             recompute_every=config.recompute_every,
         )
+        core = core._replace(update=_moved_draws_only(core.update))
     else:
         core = lookup_recipe(config.metric).build_core()
     engine_init, engine_update, engine_final = _make_engine(
@@ -189,6 +190,30 @@ def staged(config: Config) -> Adaptation:
     return Adaptation(
         init, update, parameters, final, low_rank_schedule if low_rank else stan_schedule
     )
+
+
+def _moved_draws_only(update: Callable[..., Any]) -> Callable[..., Any]:
+    """The low-rank core's `update`, skipped for a draw where the chain did not move.
+
+    nuts-rs (`DrawGradCollector::register_draw`, behind nutpie's low-rank metric)
+    keeps a draw for the metric only if NUTS picked another point of the trajectory
+    than its start (`index_in_trajectory != 0`). BlackJAX's accumulating core keeps
+    every draw, so a chain whose early steps are rejected fills its buffer with copies:
+    the draws' variance in some coordinates is zero, their scale is clipped to 1e-20,
+    and the chain never moves there again (measured on rat tumors: 1 chain in 4, per
+    seed, froze two `logit_theta` coordinates for its first 350 warmup draws, at tree
+    depth 10). BlackJAX's NUTS reports no trajectory index, so "not moved" is "the
+    position equals the last one in the buffer" (for a divergent transition nuts-rs
+    also drops draws within 4 steps of the start; not reproduced)."""
+
+    def moved_only(state: Any, position: Any, grad: Any) -> Any:
+        flat = ravel_pytree(position)[0]
+        size = state.draws_buffer.shape[0]
+        last = state.draws_buffer[(state.buffer_idx - 1) % size]
+        moved = (state.buffer_idx == 0) | jnp.any(flat != last)
+        return jax.lax.cond(moved, lambda s: update(s, position, grad), lambda s: s, state)
+
+    return moved_only
 
 
 def adaptation(config: Config) -> Adaptation:
