@@ -54,6 +54,7 @@ def main() -> None:
     known = set(MODELS) | set(ZOO) | set(POSTERIORDB) | {p.split("-")[0] for p in POSTERIORDB}
     known.add("arma11")
     known |= {"chains", "rows", "sharded"}  # the scaling suite's parts
+    known |= {"diag", "low_rank"}  # the chains suite's metrics
     unknown = set(args.models or ()) - known
     if unknown:  # e.g. a suite after --models, which takes every name that follows
         parser.error(f"unknown models {sorted(unknown)}; choose from {MODELS}")

@@ -16,7 +16,7 @@ The hierarchical model (10,003 parameters) runs 4 x (500 + 500) with the diagona
 only (its low-rank warmup takes minutes; see `metrics`), and diamonds with the low-rank
 metric only (with the diagonal, ~400 s a run).
 
-    python -m benchmarks chains [--quick] [--models NAME ...]
+    python -m benchmarks chains [--quick] [--models NAME ... | diag | low_rank]
 """
 
 from __future__ import annotations
@@ -113,6 +113,8 @@ def _process(name: str, metric: str, method: str, draws: int) -> dict[str, Any]:
 
 def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
     draws = 300 if quick else 1000
+    metrics = {"diag", "low_rank"} & set(models or ())  # `--models low_rank`: those rows
+    models = [m for m in models or () if m not in metrics]
     names = [m for m in MODELS if not models or m in models]
     if quick and not models:
         names = ["eight_schools_noncentered", "diamonds-diamonds"]
@@ -120,6 +122,8 @@ def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
     for name in names:
         n = min(draws, HEAVY.get(name, draws))
         for metric in METRICS.get(name, ("diag", "low_rank")):
+            if metrics and metric not in metrics:
+                continue
             per = {method: _process(name, metric, method, n) for method in METHODS}
             rows.append({"model": name, "metric": metric, "draws": n, "runs": per})
             print(json.dumps(rows[-1]), flush=True)  # a stopped sweep keeps its rows

@@ -185,7 +185,7 @@ def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        f"# nutpie vs logdensity (4 chains x ({result['tune']} + {result['draws']}), float64, "
+        f"nutpie vs logdensity (4 chains x ({result['tune']} + {result['draws']}), float64, "
         f"warm caches; medians of {result['repeats']} repeats)",
         "",
         "| model | sampler | wall s | first draw s | min bulk ESS | ESS/s | ESS per 1000 grads "

@@ -225,9 +225,13 @@ def default_chain_method(num_chains: int, sharded: bool) -> ChainMethod:
     """`chain_method=None`: `"threaded"` on CPU, for a run of one process whose data
     are not split over a mesh, with at most `CHAINS_PER_CORE` chains per core; else
     `"vectorized"`. On CPU, vectorized chains wait in lockstep for the longest
-    trajectory and use one core, and threaded ones do neither (measured in
-    `benchmarks/results/chains.md`: 1.0-2.8x the ESS/s); on an accelerator, and for
-    many chains, one batched program does better."""
+    trajectory and use one core, and threaded ones do neither: measured on every zoo
+    model and diamonds (`benchmarks/results/chains.md`, 2 cores), 1.05-3.0x the ESS/s
+    of vectorized chains, except 0.97x on eight schools (diagonal, compiled: a 0.4 s
+    run) and 0.86-0.94x on rat tumors with the low-rank metric (its per-draw metric
+    recompute, batched when vectorized). On an accelerator (not measured: no GPU was
+    lent) and beyond `CHAINS_PER_CORE` chains per core, the default stays one batched
+    program, which fills a device where one chain's program would not."""
     cpu = jax.default_backend() == "cpu" and jax.process_count() == 1
     if cpu and not sharded and num_chains <= CHAINS_PER_CORE * cores():
         return "threaded"
