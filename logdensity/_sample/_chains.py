@@ -15,7 +15,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
-from .._sharding import CHAIN, chain_mesh, is_key, through_key_data
+from .._sharding import CHAIN, chain_mesh, is_key, through_key_data, to_host
 from ._settings import cores
 
 __all__ = ["chain_mesh", "map_chains", "place_chains", "stack_chains", "threaded"]
@@ -116,7 +116,6 @@ def threaded(
 
     **Raises:** whatever a chain's program raised, after the chains before it finished.
     """
-    from .._sharding import to_host
 
     def one(part: PyTree) -> tuple[PyTree, PyTree]:
         new, out = program(model, part, *args)

@@ -217,9 +217,9 @@ def run_phase(
             stages = np.zeros((size, 2), np.int32)
         if config.chain_method == "threaded":
             one_chain = jax.eval_shape(lambda s: jax.tree.map(lambda x: x[:1], s), state)
-            stages, active = jax.device_put((stages, active))  # as every worker gets them
-            program = chunk.compiled(model, config, one_chain, stages, active, adapting)
-            state, (stats, values) = threaded(program, model, state, stages, active, adapting)
+            args = (*jax.device_put((stages, active)), adapting)  # as every worker gets them
+            program = chunk.compiled(model, config, one_chain, *args)
+            state, (stats, values) = threaded(program, model, state, *args)
         else:
             placed = place_chains(state, config.chain_method, mesh)
             state, (stats, values) = chunk(model, config, placed, stages, active, adapting)

@@ -223,13 +223,14 @@ def sample(
         if dense_mass and metric not in (None, "diag", "dense"):
             raise ValueError(f"dense_mass=True contradicts metric={metric!r}; give metric only.")
         metric = "dense" if dense_mass else metric
+    sharded = data_mesh(model) is not None
     if chain_method is None:
         chains = num_chains
         if initial_state is not None and "sampler_state" in initial_state.groups():
             chains = initial_state["sampler_state"].sizes["chain"]
-        chain_method = default_chain_method(chains, data_mesh(model) is not None)
-    if chain_method == "threaded" and (data_mesh(model) is not None or jax.process_count() > 1):
-        where = "over a device mesh" if data_mesh(model) is not None else "over several processes"
+        chain_method = default_chain_method(chains, sharded)
+    if chain_method == "threaded" and (sharded or jax.process_count() > 1):
+        where = "over a device mesh" if sharded else "over several processes"
         raise ValueError(
             "chain_method='threaded' runs each chain's own program on this process's "
             f"default device, and this run is spread {where}: use chain_method='parallel' "
