@@ -141,21 +141,120 @@ def test_dtype_follows_the_position(enable_x64):
     assert idata.sample_stats["lp"].dtype == expected
 
 
+def _two_leaves(dtype_x, dtype_y, lp_dtype=None):
+    """A standard normal `x` (3) and a Cauchy `y`, leaves in the dtypes given, the log
+    density computed in `lp_dtype` (default: as the leaves promote)."""
+
+    def logdensity_fn(p):
+        x, y = (p[k] if lp_dtype is None else p[k].astype(lp_dtype) for k in ("x", "y"))
+        return -0.5 * jnp.sum(x**2) - jnp.log1p(y**2)
+
+    return ld.from_jax(logdensity_fn, {"x": jnp.zeros(3, dtype_x), "y": jnp.zeros((), dtype_y)})
+
+
 @short_run
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="issue 15: under x64, BlackJAX's NUTS mixes float64 constants into a float32 "
-    "state (TypeError: cond branches must have equal output types)",
+@pytest.mark.parametrize("metric", ["diag", "low_rank"])
+def test_a_float32_position_under_x64_samples_in_float32(metric):
+    """The position's dtype, not the x64 flag, sets the sampler's (`_precision`): a
+    float32 model under x64 draws, bit for bit, what it draws with x64 off (BlackJAX's
+    float64 literals would otherwise clash with the float32 state: `cond branches must
+    have equal output types`), with vectorized and threaded chains, and continues."""
+    kw = {"num_warmup": 100, "num_samples": 20, "progress_bar": False, "metric": metric}
+    runs = {}
+    for x64 in (False, True):
+        with jax.enable_x64(x64):
+            model = _two_leaves(jnp.float32, jnp.float32)
+            for method in ("vectorized", "threaded"):
+                runs[x64, method] = ld.sample(model, jax.random.key(1), chain_method=method, **kw)
+            if x64:
+                more = ld.sample(model, None, initial_state=runs[x64, method], num_samples=10,
+                                 progress_bar=False)  # fmt: skip
+    for method in ("vectorized", "threaded"):
+        a, b = runs[False, method], runs[True, method]
+        for name in ("x", "y"):
+            assert b.posterior[name].dtype == np.float32
+            np.testing.assert_array_equal(a.posterior[name].values, b.posterior[name].values)
+        for stat in ("lp", "step_size", "energy", "acceptance_rate"):
+            assert b.sample_stats[stat].dtype == np.float32, stat
+        assert b.adaptation["step_size"].dtype == np.float32
+    assert more.posterior["x"].dtype == np.float32
+    assert more.posterior.sizes["draw"] == 30
+
+
+@short_run
+@pytest.mark.parametrize(
+    ("dtypes", "lp_dtype", "sampler"),
+    [
+        (("float32", "float64"), None, "float64"),  # mixed leaves
+        (("float32", "float32"), "float64", "float32"),  # a float64 log density
+        (("float64", "float64"), "float32", "float64"),  # a float32 log density
+    ],
 )
-def test_a_float32_position_under_x64_samples_in_float32(x64):
-    """A position's dtype, not the x64 flag, sets the sampler's: a float32 model under
-    x64. The promise is broken today; this test says so until it holds."""
-    model = ld.from_jax(lambda p: -0.5 * jnp.sum(p["x"] ** 2), {"x": jnp.zeros(3, jnp.float32)})
-    idata = ld.sample(model, jax.random.key(0), num_warmup=20, num_samples=10,
+def test_mixed_dtypes_sample_in_the_leaves_common_dtype(x64, dtypes, lp_dtype, sampler):
+    """Leaves of two dtypes sample in their common one (`jnp.result_type`) and each
+    draw keeps its leaf's dtype; a log density in another dtype than the position's is
+    cast to the sampler's. All three crashed inside BlackJAX before."""
+    model = _two_leaves(*dtypes, lp_dtype=lp_dtype)
+    idata = ld.sample(model, jax.random.key(0), num_warmup=100, num_samples=20,
                       progress_bar=False)  # fmt: skip
-    assert idata.posterior["x"].dtype == np.float32
-    assert idata.sample_stats["lp"].dtype == np.float32
+    assert idata.posterior["x"].dtype == dtypes[0]
+    assert idata.posterior["y"].dtype == dtypes[1]
+    assert idata.sample_stats["lp"].dtype == sampler
+    assert idata.sample_stats["step_size"].dtype == sampler
+    assert idata.sample_stats["diverging"].values.mean() < 0.2
+
+
+def _float32_model(backend):
+    """A float32 model of `backend`, built under x64, and the dtype its position gets
+    by the adapter's documented rule."""
+    if backend == "jax":
+        return _two_leaves(jnp.float32, jnp.float32), {"x": "float32", "y": "float32"}
+    if backend == "numpyro":  # NumPyro draws and inits in JAX's default float
+        import numpyro
+        import numpyro.distributions as dist
+
+        def model():
+            numpyro.sample("x", dist.Normal(jnp.zeros(3, jnp.float32), jnp.float32(1)))
+
+        return ld.from_numpyro(model), {"x": "float64"}
+    if backend == "pytensor":  # each input's dtype
+        import pytensor.tensor as pt
+
+        x = pt.vector("x", dtype="float32", shape=(3,))
+        return ld.from_pytensor(-0.5 * (x**2).sum(), [x]), {"x": "float32"}
+    if backend == "pymc":  # each value variable's dtype: floatX
+        import pymc as pm
+        import pytensor
+
+        with pytensor.config.change_flags(floatX="float32"), pm.Model() as model:
+            m = pm.Normal("m", 0.0, 1.0)
+            pm.Normal("x", m, 1.0, shape=3)
+            return ld.from_pymc(model), {"m": "float32", "x": "float32"}
+    # equinox: each raw leaf's dtype as parax holds it; parax's Positive inverse gives
+    # a float64 raw value for a float32 value under x64, so this module is mixed
+    from logdensity.zoo._equinox import EightSchoolsNonCentered, noncentered_log_likelihood
+
+    data = zoo.data("eight_schools_noncentered")
+    data = {k: jnp.asarray(v, jnp.float32) for k, v in data.items()}
+    module = EightSchoolsNonCentered(8, jnp.float32)
+    model = ld.from_equinox(module, noncentered_log_likelihood, data=data)
+    return model, {"mu": "float32", "tau": "float64", "theta_trans": "float32"}
+
+
+@short_run
+@pytest.mark.parametrize("backend", ["jax", "numpyro", "pytensor", "pymc", "equinox"])
+def test_every_adapter_samples_its_float32_model_under_x64(x64, backend):
+    """The dtype policy (sampling.md, "Dtypes"), per adapter: each position leaf has
+    the dtype the adapter's rule gives, the sampler computes in their common dtype, and
+    every draw keeps its leaf's dtype."""
+    model, expected = _float32_model(backend)
+    assert {k: str(v.dtype) for k, v in model.initial_position.items()} == expected
+    idata = ld.sample(model, jax.random.key(0), num_chains=2, num_warmup=100, num_samples=20,
+                      progress_bar=False)  # fmt: skip
+    sampler = np.result_type(*expected.values())
+    assert idata.sample_stats["lp"].dtype == sampler
+    for name, dtype in expected.items():
+        assert idata.posterior[name].dtype == dtype, name
 
 
 @short_run

@@ -17,8 +17,7 @@ from blackjax.adaptation.step_size import find_reasonable_step_size
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PRNGKeyArray
 
-from .._protocol import LogDensity
-from ._kernel import Parameters, Stats
+from ._kernel import LogDensityFn, Parameters, Stats
 from ._settings import Config, low_rank_schedule
 
 __all__ = ["Adaptation", "adaptation", "staged", "window"]
@@ -37,7 +36,7 @@ class Adaptation(NamedTuple):
     - `schedule(num_warmup) -> int32 array (num_warmup, 2)`, on the host.
     """
 
-    init: Callable[[PRNGKeyArray, Any, LogDensity], Any]
+    init: Callable[[PRNGKeyArray, Any, LogDensityFn], Any]
     update: Callable[[Any, Array, Any, Stats], Any]
     parameters: Callable[[Any], Parameters]
     final: Callable[[Any], Any]
@@ -47,7 +46,7 @@ class Adaptation(NamedTuple):
 def initial_step_size(
     rng_key: PRNGKeyArray,
     kernel_state: Any,
-    logdensity_fn: LogDensity,
+    logdensity_fn: LogDensityFn,
     inverse_mass_matrix: Any = None,
 ) -> Array:
     """Stan's and NumPyro's start for dual averaging: from 1, double or halve the step
@@ -92,7 +91,7 @@ def window(config: Config) -> Adaptation:
             target_acceptance_rate=config.target_acceptance_rate,
         )
 
-    def init(rng_key: PRNGKeyArray, kernel_state: Any, logdensity_fn: LogDensity) -> Any:
+    def init(rng_key: PRNGKeyArray, kernel_state: Any, logdensity_fn: LogDensityFn) -> Any:
         step_size = initial_step_size(rng_key, kernel_state, logdensity_fn)
         return base_init(kernel_state.position, step_size)
 
@@ -156,7 +155,7 @@ def staged(config: Config) -> Adaptation:
         core, target_acceptance_rate=config.target_acceptance_rate
     )
 
-    def init(rng_key: PRNGKeyArray, kernel_state: Any, logdensity_fn: LogDensity) -> Any:
+    def init(rng_key: PRNGKeyArray, kernel_state: Any, logdensity_fn: LogDensityFn) -> Any:
         metric = core.init(ravel_pytree(kernel_state.position)[0].size)
         if low_rank:  # nutpie's start: M = diag(|first gradient|)
             metric = seed_low_rank_sigma_from_grad(metric, kernel_state.logdensity_grad)

@@ -10,10 +10,13 @@ import blackjax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
-from .._protocol import LogDensity
 from ._settings import Config
 
-__all__ = ["Kernel", "Parameters", "Stats", "nuts", "zero_stats"]
+__all__ = ["Kernel", "LogDensityFn", "Parameters", "Stats", "nuts", "zero_stats"]
+
+LogDensityFn = Callable[[PyTree], Array]
+"""What the kernel and the adaptation call: a log density of a kernel position (a
+`LogDensity` seen through `_precision.sampler_precision`)."""
 
 
 class Parameters(NamedTuple):
@@ -57,11 +60,11 @@ class Kernel(NamedTuple):
     """`init(position, logdensity_fn) -> state` and `step(rng_key, state,
     logdensity_fn, parameters) -> (state, Stats)`: pure, one chain, vmappable."""
 
-    init: Callable[[PyTree, LogDensity], Any]
-    step: Callable[[PRNGKeyArray, Any, LogDensity, Parameters], tuple[Any, Stats]]
+    init: Callable[[PyTree, LogDensityFn], Any]
+    step: Callable[[PRNGKeyArray, Any, LogDensityFn, Parameters], tuple[Any, Stats]]
 
 
-def _no_positive_infinity(logdensity_fn: LogDensity) -> Callable[[PyTree], Array]:
+def _no_positive_infinity(logdensity_fn: LogDensityFn) -> Callable[[PyTree], Array]:
     """`logdensity_fn` with `+inf` as NaN. A log density of `+inf` is a singularity
     (or an overflow), never a point of infinite probability that a sampler should move
     to: BlackJAX would accept it (its energy is `-inf`) and the chain would stay there
@@ -81,11 +84,11 @@ def nuts(config: Config) -> Kernel:
     `+inf` is rejected and counted as a divergence (`_no_positive_infinity`)."""
     kernel = blackjax.nuts.build_kernel()
 
-    def init(position: PyTree, logdensity_fn: LogDensity) -> Any:
+    def init(position: PyTree, logdensity_fn: LogDensityFn) -> Any:
         return blackjax.nuts.init(position, logdensity_fn)
 
     def step(
-        rng_key: PRNGKeyArray, state: Any, logdensity_fn: LogDensity, parameters: Parameters
+        rng_key: PRNGKeyArray, state: Any, logdensity_fn: LogDensityFn, parameters: Parameters
     ) -> tuple[Any, Stats]:
         new_state, info = kernel(
             rng_key,

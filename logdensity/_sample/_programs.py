@@ -18,6 +18,7 @@ from .._protocol import LogDensity
 from ._adaptation import adaptation
 from ._chains import chain_mesh, map_chains, stack_chains
 from ._kernel import Stats, nuts, zero_stats
+from ._precision import in_model_dtypes, in_sampler_dtype, sampler_dtype, sampler_precision
 from ._settings import Config
 from ._state import SamplerState
 
@@ -112,9 +113,14 @@ def jittered(model: LogDensity, rng_key: PRNGKeyArray, jitter: float | Array) ->
 def init_chain(
     model: LogDensity, config: Config, rng_key: PRNGKeyArray, position: PyTree
 ) -> tuple[Any, Any]:
-    """One chain's kernel and adaptation states at `position`."""
-    kernel_state = nuts(config).init(position, model)
-    return kernel_state, adaptation(config).init(rng_key, kernel_state, model)
+    """One chain's kernel and adaptation states at `position` (the kernel's position
+    holds every leaf in the sampler's dtype, `_precision`)."""
+    position = in_sampler_dtype(position)
+    with sampler_precision(model, sampler_dtype(position)) as logdensity_fn:
+        kernel_state = nuts(config).init(position, logdensity_fn)
+        states = kernel_state, adaptation(config).init(rng_key, kernel_state, logdensity_fn)
+        # Python scalars in the states become arrays here, in the block's x64 mode
+        return jax.tree.map(jnp.asarray, states)
 
 
 def state_shapes(model: LogDensity, config: Config, num_chains: int, keys: Any) -> SamplerState:
@@ -140,14 +146,15 @@ def transition(
     """One NUTS step at the adaptation's current parameters, then (where `adapting`)
     the adaptation's update with the step's `stage` of the schedule."""
     adapt = adaptation(config)
-    parameters = adapt.parameters(adaptation_state)
-    kernel_state, stats = nuts(config).step(rng_key, kernel_state, model, parameters)
-    adaptation_state = jax.lax.cond(
-        adapting,
-        lambda a: adapt.update(a, stage, kernel_state, stats),
-        lambda a: a,
-        adaptation_state,
-    )
+    with sampler_precision(model, sampler_dtype(kernel_state.position)) as logdensity_fn:
+        parameters = adapt.parameters(adaptation_state)
+        kernel_state, stats = nuts(config).step(rng_key, kernel_state, logdensity_fn, parameters)
+        adaptation_state = jax.lax.cond(
+            adapting,
+            lambda a: adapt.update(a, stage, kernel_state, stats),
+            lambda a: a,
+            adaptation_state,
+        )
     return kernel_state, adaptation_state, stats
 
 
@@ -229,13 +236,16 @@ def chunk(
                 stage,
                 adapting,
             )
-            return (kernel_state, adaptation_state), (stats, model.constrain(kernel_state.position))
+            return (kernel_state, adaptation_state), (stats, constrain(kernel_state.position))
+
+        def constrain(position: PyTree) -> PyTree:
+            return model.constrain(in_model_dtypes(position, model.initial_position))
 
         position = batched.kernel.position
         zeros = (
             zero_stats(jnp.result_type(batched.kernel.logdensity)),
             jax.tree.map(
-                lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(model.constrain, position)
+                lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(constrain, position)
             ),
         )
         offsets = jnp.arange(active.shape[0], dtype=first.dtype)

@@ -10,7 +10,7 @@ import numpy as np
 from jaxtyping import Array, PyTree
 
 from .._model import Model
-from ._helpers import Frozen, default_float, require, require_values
+from ._helpers import Frozen, jax_float, require, require_values
 from ._pytensor import _Compiled, _Constrain, _LogDensity, jaxify
 
 __all__ = ["from_pymc"]
@@ -80,9 +80,8 @@ def from_pymc(model: Any = None) -> Model:
     if not value_vars:
         raise ValueError("the model has no free random variable to sample.")
     names = tuple(v.name for v in value_vars)
-    dtype = default_float()
     start = model.initial_point()
-    position = {n: jnp.asarray(start[n], dtype) for n in names}
+    position = {v.name: jnp.asarray(start[v.name], jax_float(v.type.dtype)) for v in value_vars}
 
     free, deterministics = list(model.free_RVs), list(model.deterministics)
     out_names = tuple(v.name for v in free + deterministics)

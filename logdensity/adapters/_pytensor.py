@@ -19,7 +19,7 @@ from jaxtyping import Array, Scalar
 
 from .._model import Model, _IdentityUnconstrain
 from .._tree import check_names, leaf_names
-from ._helpers import Frozen, default_float, require
+from ._helpers import Frozen, jax_float, require
 
 __all__ = ["from_pytensor"]
 
@@ -171,10 +171,11 @@ class _VariableData(Frozen):
         return out
 
 
-def _default_dtype(value: Any) -> Any:
-    """Floats in JAX's default float dtype; integers and booleans as they are."""
+def _data_dtype(var: Any, value: Any) -> Any:
+    """A float data input in its variable's dtype (`jax_float`); integers and booleans
+    as they are."""
     kind = jnp.asarray(value).dtype.kind
-    return default_float() if kind == "f" else None
+    return jax_float(var.type.dtype) if kind == "f" else None
 
 
 def _input_names(inputs: Sequence[Any]) -> tuple[str, ...]:
@@ -196,10 +197,9 @@ def _initial_values(
     unknown = set(given) - set(names)
     if unknown:
         raise ValueError(f"initial_position names {sorted(unknown)}, not inputs {list(names)}.")
-    dtype = default_float()
     out = {}
     for name, var in zip(names, inputs, strict=True):
-        shape = var.type.shape
+        shape, dtype = var.type.shape, jax_float(var.type.dtype)
         if name in given:
             value = jnp.asarray(given[name], dtype)
             if len(value.shape) != len(shape) or any(
@@ -295,8 +295,8 @@ def from_pytensor(
     if taken:
         raise ValueError(f"data inputs {sorted(taken)} have the names of inputs or deterministics.")
     values = {
-        name: jnp.asarray(value, _default_dtype(value))
-        for name, value in zip(data_names, data.values(), strict=True)
+        name: jnp.asarray(value, _data_dtype(var, value))
+        for name, (var, value) in zip(data_names, data.items(), strict=True)
     }
     position = _initial_values(inputs, names, initial_position)
     out_names = names + tuple(deterministics)
