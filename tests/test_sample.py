@@ -182,6 +182,17 @@ def test_a_float32_position_under_x64_samples_in_float32(metric):
 
 
 @short_run
+@pytest.mark.parametrize("init", ["map", "pathfinder"])
+def test_optimised_starts_of_a_float32_model_under_x64_stay_float32(x64, init):
+    """A start found in float64 (Pathfinder's draws are) is cast to the model's dtype:
+    the sampler's dtype is its initial position's, not its start's."""
+    idata = ld.sample(_two_leaves(jnp.float32, jnp.float32), jax.random.key(0), init=init,
+                      num_chains=2, num_warmup=30, num_samples=10, progress_bar=False)  # fmt: skip
+    assert idata.sample_stats["lp"].dtype == np.float32
+    assert idata.posterior["x"].dtype == np.float32
+
+
+@short_run
 @pytest.mark.parametrize(
     ("dtypes", "lp_dtype", "sampler"),
     [

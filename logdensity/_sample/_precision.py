@@ -39,9 +39,10 @@ def sampler_dtype(position: PyTree) -> np.dtype:
     return np.dtype(jnp.result_type(*jax.tree.leaves(position)))
 
 
-def in_sampler_dtype(position: PyTree) -> PyTree:
-    """`position` with every leaf in the sampler's dtype (the kernel's position)."""
-    dtype = sampler_dtype(position)
+def in_sampler_dtype(position: PyTree, template: PyTree) -> PyTree:
+    """`position` (a start: jittered, optimised, given) with every leaf in the dtype of
+    a sampler for `template` (the model's initial position): the kernel's position."""
+    dtype = sampler_dtype(template)
     return jax.tree.map(lambda x: jnp.asarray(x, dtype), position)
 
 

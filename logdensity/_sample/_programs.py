@@ -115,8 +115,8 @@ def init_chain(
 ) -> tuple[Any, Any]:
     """One chain's kernel and adaptation states at `position` (the kernel's position
     holds every leaf in the sampler's dtype, `_precision`)."""
-    position = in_sampler_dtype(position)
-    with sampler_precision(model, sampler_dtype(position)) as logdensity_fn:
+    position = in_sampler_dtype(position, model.initial_position)
+    with sampler_precision(model, sampler_dtype(model.initial_position)) as logdensity_fn:
         kernel_state = nuts(config).init(position, logdensity_fn)
         states = kernel_state, adaptation(config).init(rng_key, kernel_state, logdensity_fn)
         # Python scalars in the states become arrays here, in the block's x64 mode
@@ -146,7 +146,7 @@ def transition(
     """One NUTS step at the adaptation's current parameters, then (where `adapting`)
     the adaptation's update with the step's `stage` of the schedule."""
     adapt = adaptation(config)
-    with sampler_precision(model, sampler_dtype(kernel_state.position)) as logdensity_fn:
+    with sampler_precision(model, sampler_dtype(model.initial_position)) as logdensity_fn:
         parameters = adapt.parameters(adaptation_state)
         kernel_state, stats = nuts(config).step(rng_key, kernel_state, logdensity_fn, parameters)
         adaptation_state = jax.lax.cond(
