@@ -11,6 +11,24 @@ hypothesis.settings.register_profile("default", deadline=None, max_examples=20)
 hypothesis.settings.load_profile("default")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Each module's compiled programs are dropped after it: an xdist worker runs
+    hundreds of runs, and XLA's CPU code for each stays mapped while a cache holds it
+    (three memory mappings per kernel); past Linux's default 65,530 mappings the
+    worker crashed ("LLVM compilation error: Cannot allocate memory")."""
+    yield
+    import gc
+
+    import jax
+
+    from logdensity._sample import _programs
+
+    _programs.release()
+    jax.clear_caches()
+    gc.collect()
+
+
 @pytest.fixture
 def x64():
     import jax

@@ -4,6 +4,7 @@ the loop (`logdensity.testing.sbc`)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -53,7 +54,11 @@ class _Compiled:
             compiler_options={"xla_llvm_disable_expensive_passes": True},
         )
         self.other = jax.jit(f, static_argnames=("config",))
-        self._ahead: dict[Any, Future] = {}
+        # the newest executables, least recently used first: each holds its model's
+        # data and XLA's code (thousands of memory mappings over a test suite) alive
+        self._ahead: OrderedDict[Any, Future] = OrderedDict()
+        self._compiles = 0
+        _PROGRAMS.append(self)
 
     def _jit(self) -> Any:
         return self.cpu if jax.default_backend() == "cpu" else self.other
@@ -70,23 +75,31 @@ class _Compiled:
         )
         return config, treedef, types
 
-    def precompile(self, *args: Any) -> None:
-        """Start compiling for `args` (`config` second, concrete or `ShapeDtypeStruct`
-        leaves elsewhere) in a worker thread, unless it already was."""
+    def _future(self, args: tuple[Any, ...]) -> Future:
         key = self._key(args)
         if key in self._ahead:
-            return
+            self._ahead.move_to_end(key)
+            return self._ahead[key]
         # traced and lowered here, under this thread's JAX config (x64 and the other
         # context managers are thread-local); only XLA's compilation moves to the worker
         lowered = self._jit().lower(*args)
-        self._ahead[key] = _WORKERS.submit(lowered.compile)
+        future = self._ahead[key] = _WORKERS.submit(lowered.compile)
+        self._compiles += 1
+        while len(self._ahead) > _KEPT_EXECUTABLES:
+            self._ahead.popitem(last=False)
+        return future
+
+    def precompile(self, *args: Any) -> None:
+        """Start compiling for `args` (`config` second, concrete or `ShapeDtypeStruct`
+        leaves elsewhere) in a worker thread, unless it already was (and is among the
+        `_KEPT_EXECUTABLES` used last)."""
+        self._future(args)
 
     def compiled(self, *args: Any) -> Callable[..., Any]:
         """The AOT executable for `args` (`config` second), compiled if it was not:
         called with the arguments but `config`, it traces nothing, so it can run in any
         thread whatever that thread's JAX config (`"threaded"` chains)."""
-        self.precompile(*args)
-        return self._ahead[self._key(args)].result()
+        return self._future(args).result()
 
     def __call__(self, *args: Any) -> Any:
         ahead = self._ahead.get(self._key(args)) if self._ahead else None
@@ -97,9 +110,21 @@ class _Compiled:
 
     def _cache_size(self) -> int:
         jitted = sum(f._cache_size() for f in (self.cpu, self.other))  # type: ignore[attr-defined]
-        return jitted + len(self._ahead)
+        return jitted + self._compiles
 
 
+def release() -> None:
+    """Drop every kept AOT executable (with `jax.clear_caches()`, what a long-lived
+    process that samples many models calls to give their code and data back)."""
+    for program in _PROGRAMS:
+        program._ahead.clear()
+
+
+_PROGRAMS: list[_Compiled] = []
+# Per program (start, chunk): enough for the programs of a few runs (warmup and
+# sampling chunks, each chain method); older ones are dropped, and compiled again (or
+# loaded from the persistent cache) if a run needs them.
+_KEPT_EXECUTABLES = 8
 _WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logdensity-compile")
 
 
