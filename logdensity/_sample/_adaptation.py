@@ -128,9 +128,19 @@ def staged(config: Config) -> Adaptation:
       beyond 1,000 dimensions only at each window's end, `config.recompute_every`),
       regularisation γ = 1e-5 and eigenvalues in [1/2, 2] masked to 1 (nutpie's
       `LowRankSettings`). nutpie keeps every eigenvalue outside the cutoff; BlackJAX
-      needs a static rank, `config.max_rank`.
+      needs a static rank, `config.max_rank`. Dual averaging of the step size restarts
+      at the first window end only, and runs on through the others (nuts-rs's
+      `GlobalStrategy`); BlackJAX's engine restarts it at every window end, which left
+      the step size to an average over the final 150 draws: 14% below nutpie's, with
+      an acceptance rate of 0.87 against the 0.8 target and 1.6x fewer ESS per
+      gradient (logistic regression, measured).
     - `"fisher_diag"`: the diagonal that minimises the Fisher divergence,
-      `σ² = var(x) / var(∇ log p)` (nutpie's default diagonal), on Stan's windows.
+      `σ² = var(x) / var(∇ log p)` (nutpie's default diagonal), on Stan's windows,
+      restarting dual averaging at each (Stan's).
+
+    The schedule's second column: 0 inside a window, 1 at a window end after which
+    dual averaging runs on, 2 at one that restarts it (at the window's average step
+    size, BlackJAX's `slow_final`).
     """
     from blackjax.adaptation.metric_recipes import (
         _build_fisher_low_rank_accumulating_core,
@@ -138,6 +148,7 @@ def staged(config: Config) -> Adaptation:
         seed_low_rank_sigma_from_grad,
     )
     from blackjax.adaptation.staged_adaptation import _make_engine
+    from blackjax.adaptation.step_size import dual_averaging_adaptation
 
     low_rank = config.metric == "low_rank"
     if low_rank:
@@ -164,14 +175,21 @@ def staged(config: Config) -> Adaptation:
         state = engine_init(kernel_state.position, step_size)
         return state._replace(imm_state=metric, inverse_mass_matrix=imm)
 
+    da_update = dual_averaging_adaptation(config.target_acceptance_rate)[1]
+
     def update(state: Any, stage: Array, kernel_state: Any, stats: Stats) -> Any:
-        return engine_update(
+        new = engine_update(
             state,
-            (stage[0], stage[1]),
+            (stage[0], stage[1] > 0),
             kernel_state.position,
             kernel_state.logdensity_grad,
             stats.acceptance_rate,
         )
+        # a window end of stage 1: the new metric, and the step size's dual averaging
+        # as if no window had ended (the engine's own update of it, not its restart)
+        ss_state = da_update(state.ss_state, stats.acceptance_rate)
+        runs_on = new._replace(ss_state=ss_state, step_size=jnp.exp(ss_state.log_step_size))
+        return jax.lax.cond(stage[1] == 1, lambda: runs_on, lambda: new)
 
     def parameters(state: Any) -> Parameters:
         return Parameters(state.step_size, state.inverse_mass_matrix)
@@ -187,8 +205,23 @@ def staged(config: Config) -> Adaptation:
         )
 
     return Adaptation(
-        init, update, parameters, final, low_rank_schedule if low_rank else stan_schedule
+        init, update, parameters, final, nutpie_schedule if low_rank else _restarting_stan
     )
+
+
+def nutpie_schedule(num_warmup: int) -> np.ndarray:
+    """nutpie's windows (`low_rank_schedule`), dual averaging restarted at the first
+    window end only (2; the others 1)."""
+    schedule = low_rank_schedule(num_warmup)
+    ends = np.flatnonzero(schedule[:, 1])
+    if ends.size:
+        schedule[ends[0], 1] = 2
+    return schedule
+
+
+def _restarting_stan(num_warmup: int) -> np.ndarray:
+    """Stan's windows, dual averaging restarted at each window end (2)."""
+    return stan_schedule(num_warmup) * np.array([1, 2], np.int32)
 
 
 def _moved_draws_only(update: Callable[..., Any]) -> Callable[..., Any]:

@@ -10,6 +10,7 @@ import blackjax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
+from . import _nuts
 from ._settings import Config
 
 __all__ = ["Kernel", "LogDensityFn", "Parameters", "Stats", "nuts", "zero_stats"]
@@ -79,10 +80,11 @@ def _no_positive_infinity(logdensity_fn: LogDensityFn) -> Callable[[PyTree], Arr
 
 def nuts(config: Config) -> Kernel:
     """BlackJAX's NUTS (`blackjax.nuts.init`, `blackjax.nuts.build_kernel`; Hoffman &
-    Gelman 2014, with the multinomial sampling of Betancourt 2017) capped at
+    Gelman 2014, with the multinomial sampling of Betancourt 2017) with Stan's extra
+    U-turn checks across merged subtrees (`_nuts`, as Stan and nutpie), capped at
     `config.max_tree_depth` trajectory doublings. A proposal whose log density is
     `+inf` is rejected and counted as a divergence (`_no_positive_infinity`)."""
-    kernel = blackjax.nuts.build_kernel()
+    kernel = _nuts.build_kernel()
 
     def init(position: PyTree, logdensity_fn: LogDensityFn) -> Any:
         return blackjax.nuts.init(position, logdensity_fn)
