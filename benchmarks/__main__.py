@@ -4,7 +4,8 @@ Suites (default: all, in this order): `overhead` (adapters against hand-written 
 `endtoend` (`logdensity.sample` against NumPyro's `MCMC(NUTS)` and a hand-rolled
 BlackJAX loop), `kernel` (BlackJAX's NUTS transition against NumPyro's on the same
 density), `scaling` (chains and data size), `memory` (peak resident memory of the loop),
-`nutpie` and `metrics` (nutpie as a peer; every metric), `firstdraw` (fixed costs in
+`nutpie`, `nutpie_seeds` and `metrics` (nutpie as a peer; its ESS per gradient over
+seeds; every metric), `firstdraw` (fixed costs in
 fresh processes), `starts` (`sample(init=...)` on arma11 and diamonds), `diagnostics`
 (the share of `diagnose` in the 10,003-parameter model's run), `chains` (threaded
 against vectorized chains, in fresh processes).
@@ -29,6 +30,7 @@ SUITES = (
     "scaling",
     "memory",
     "nutpie",
+    "nutpie_seeds",
     "metrics",
     "firstdraw",
     "starts",

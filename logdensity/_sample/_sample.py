@@ -71,7 +71,8 @@ def sample(
     Every chain runs BlackJAX's window adaptation (Stan's schedule: a fast step-size
     window, doubling slow windows that estimate the inverse mass matrix, a final fast
     window; Hoffman & Gelman 2014, Stan Reference Manual §15.2) for `num_warmup`
-    steps, then `blackjax.nuts` with its own adapted step size and inverse mass matrix
+    steps, then BlackJAX's NUTS (with Stan's extra U-turn checks across merged
+    subtrees, stan-dev/stan#2800) with its own adapted step size and inverse mass matrix
     for `num_samples` draws. Steps run in compiled chunks of `chunk_size` (one
     `lax.scan` each); between chunks the draws move to host memory and the progress bar
     moves. Each compiled function is traced once per model structure and settings.
