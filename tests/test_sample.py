@@ -555,6 +555,7 @@ def test_diagnostics_flag_a_funnel():
     assert idata.sample_stats.attrs["num_divergences"] > 0
 
 
+@short_run
 def test_a_third_party_logdensity_is_sampled():
     class Plain:
         """Satisfies the protocol without being a pytree."""
