@@ -154,8 +154,22 @@ def fit(name, num_warmup=400, num_samples=1000, **kwargs):
         pytest.param("rff_gp", 0.8, {"target_acceptance_rate": 0.95}, None, marks=pytest.mark.slow),
         # hidden units permute and flip sign: chains settle in different modes
         pytest.param("mlp", 0.7, {}, "R-hat", marks=pytest.mark.slow),
-        # two layers: 10 divergences in 4,000 draws (measured), a warning we expect
-        pytest.param("deep_rff", 0.7, {}, "divergent transitions", marks=pytest.mark.slow),
+        # two layers: 9-10 divergences in 4,000 draws in one process, none in another
+        # (the draws follow XLA's compilation of the chunk at this level of detail), so
+        # the divergence warning may come; any other warning fails the test
+        pytest.param(
+            "deep_rff",
+            0.7,
+            {},
+            None,
+            marks=[
+                pytest.mark.slow,
+                pytest.mark.filterwarnings(
+                    r"ignore:Sampling diagnostics. [0-9]+ divergent transitions after warmup\.$"
+                    ":logdensity.SamplingWarning"
+                ),
+            ],
+        ),
     ],
 )
 def test_masterclass_fits_the_sinc(name, min_r2, kwargs, warns):
