@@ -86,8 +86,7 @@ def robust_uturn(is_turning: metrics.CheckTurning, extra_checks: bool = True) ->
         return RobustUTurnState(r_ckpts, r_sum_ckpts, r_before, r, idx_min, idx_max)
 
     def is_criterion_met(state: RobustUTurnState, momentum_sum: PyTree, momentum: PyTree) -> Array:
-        r, r_sum = ravel_pytree(momentum)[0], ravel_pytree(momentum_sum)[0]
-        unravel = ravel_pytree(momentum)[1]
+        (r, unravel), r_sum = ravel_pytree(momentum), ravel_pytree(momentum_sum)[0]
         r_ckpts, r_sum_ckpts, r_before = state.momentum, state.momentum_sum, state.momentum_before
 
         def turning(left: Array, right: Array, total: Array) -> Array:
