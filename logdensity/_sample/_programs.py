@@ -34,10 +34,22 @@ __all__ = [
 ]
 
 
+# XLA's CPU options for the loop's programs. Both cut compilation (the time to first
+# draw) and, measured on the benchmark models, nothing off the sampling speed:
+# - without LLVM's expensive passes: 10-20% off the loop's compilation;
+# - with XLA's classic elemental emitters instead of its MLIR fusion emitters (the
+#   default since jaxlib 0.5): a fresh process's first `sample` call 25% shorter on
+#   eight schools, 18% on rat tumors, the same draws bit for bit
+#   (`python -m benchmarks firstdraw`).
+_CPU_COMPILER_OPTIONS = {
+    "xla_llvm_disable_expensive_passes": True,
+    "xla_cpu_use_fusion_emitters": False,
+}
+
+
 class _Compiled:
-    """`jax.jit(f)` with `config` (the second argument) static; on CPU without LLVM's
-    expensive passes, which take 10-20% off the loop's compilation (the time to first
-    draw) and, measured on the benchmark models, nothing off its speed.
+    """`jax.jit(f)` with `config` (the second argument) static; on CPU with
+    `_CPU_COMPILER_OPTIONS`, which make compilation cheaper.
 
     `precompile(*args)` compiles ahead of time (`jit(f).lower(...).compile()`, JAX's AOT
     API) for arguments given as `jax.ShapeDtypeStruct`s: traced and lowered in the
@@ -51,7 +63,7 @@ class _Compiled:
         self.cpu = jax.jit(
             f,
             static_argnames=("config",),
-            compiler_options={"xla_llvm_disable_expensive_passes": True},
+            compiler_options=_CPU_COMPILER_OPTIONS,
         )
         self.other = jax.jit(f, static_argnames=("config",))
         # the newest executables, least recently used first: each holds its model's
