@@ -322,8 +322,12 @@ def test_sequential_matches_vectorized(dtype):
         rtol = 1e-10 if dtype == "float64" else 1e-5
         np.testing.assert_allclose(a.posterior["mu"].values, b.posterior["mu"].values, rtol=rtol)
         kw = {"num_warmup": 300, "num_samples": 500, "progress_bar": False}
-        long = [ld.sample(model, jax.random.key(5), chain_method=m, **kw)
-                for m in ("vectorized", "sequential")]  # fmt: skip
+        # the check is the z-score below; the closing R-hat of 4 x 500 draws can come
+        # near its 1.01 bound by chance (float32: 1.012 on one scalar with XLA's
+        # classic emitters), and that warning is not what this test is about
+        with short_runs():
+            long = [ld.sample(model, jax.random.key(5), chain_method=m, **kw)
+                    for m in ("vectorized", "sequential")]  # fmt: skip
     for idata in long:
         assert np.all(np.abs(_z(idata, "mu", truth["mean"])) < 4)
 

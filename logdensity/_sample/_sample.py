@@ -8,15 +8,19 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
-import arviz as az
 import jax
 import numpy as np
-import xarray as xr
 from jax.flatten_util import ravel_pytree
 from jaxtyping import PRNGKeyArray, PyTree
 
 from .._cache import ensure_compilation_cache
-from .._inference_data import adaptation_group, diagnose, flat_labels, to_inference_data
+from .._inference_data import (
+    adaptation_group,
+    diagnose,
+    flat_labels,
+    import_arviz_in_background,
+    to_inference_data,
+)
 from .._model import as_model
 from .._protocol import LogDensity
 from .._sharding import (
@@ -37,6 +41,9 @@ from ._state import SamplerState, continued, sampler_state_group
 from ._warnings import DrawsSavedError, SamplingWarning, save_draws
 
 if TYPE_CHECKING:
+    import arviz as az
+    import xarray as xr
+
     from ._store import Store
 
 __all__ = ["SamplingWarning", "resume", "sample"]
@@ -275,6 +282,8 @@ def sample(
             )
         # the chunk compiles in a worker thread while the start compiles and runs
         precompile_chunk(model, settings.config, settings.num_chains, settings.chunk_size, rng_key)
+        # ArviZ (for the InferenceData) imports while XLA compiles the start and chunk
+        import_arviz_in_background()
         state = start_chains(model, settings, rng_key, initial_positions)
         first_draw, earlier = 0, None
     else:
@@ -487,6 +496,8 @@ def _run(
                 extra=extra,
             )
             if earlier is not None:
+                import xarray as xr
+
                 for group in ("posterior", "sample_stats"):
                     joined = xr.concat([earlier[group], idata[group]], dim="draw")
                     idata[group] = joined.assign_attrs(idata[group].attrs)

@@ -3,18 +3,20 @@ host (the `sampler_state` group of an `InferenceData`, the leaves of a checkpoin
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import xarray as xr
 from jax._src.lax.lax import _convert_element_type
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
 
 from .._protocol import LogDensity
 from .._sharding import to_host
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["SamplerState", "continued", "host_leaves", "sampler_state_group", "wrap_keys"]
 
@@ -106,6 +108,8 @@ def sampler_state_group(
     coordinates (`labels`): `position`, `logdensity_grad` `(chain, unconstrained)`,
     `logdensity`, `step` `(chain,)`, and `rng_key` `(chain, key_word)` (its impl in the
     attrs). The adapted parameters are in the `adaptation` group."""
+    import xarray as xr
+
     flat = jax.vmap(lambda t: ravel_pytree(t)[0])
     keys, impl = unwrap_keys(state.rng_key)
     position, grad, lp, step = to_host(
