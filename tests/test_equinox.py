@@ -276,6 +276,7 @@ def test_rat_tumors_equinox_agrees_with_jax(x64):
     assert agreement["max_grad_diff"] < 1e-8
 
 
+@pytest.mark.slow  # the tutorial end to end: 27 s
 def test_linear_model_tutorial(x64):
     """Tutorial 1: weight ~ N(0, 5), bias ~ N(0, 2), 50 points, truth 2.5 and 1.0. With
     these broad priors the posterior mean is least squares to within a few percent of

@@ -61,10 +61,11 @@ def _uninterrupted(chain_method):
 @pytest.mark.parametrize(
     ("chain_method", "phase", "sig"),
     [
-        ("sequential", "warmup", signal.SIGKILL),
+        # ~20 s each (a child process, killed, then resumed): one in the default run
         ("vectorized", "sampling", signal.SIGKILL),
-        ("vectorized", "sampling", signal.SIGINT),
-        ("threaded", "sampling", signal.SIGINT),
+        pytest.param("sequential", "warmup", signal.SIGKILL, marks=pytest.mark.slow),
+        pytest.param("vectorized", "sampling", signal.SIGINT, marks=pytest.mark.slow),
+        pytest.param("threaded", "sampling", signal.SIGINT, marks=pytest.mark.slow),
     ],
 )
 def test_a_killed_run_resumes_in_a_fresh_process_to_the_same_draws(

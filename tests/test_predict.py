@@ -48,6 +48,7 @@ def _z(ours, theirs, **mcse):
     return np.abs(gap.values) / se
 
 
+@pytest.mark.slow  # two posteriors sampled: 24 s
 def test_predictive_band_at_new_inputs_matches_numpyro_predictive(x64):
     """Tutorial 001's band: y at a 100-point grid, from `predict(model, idata, grid)`
     (the model built with `y` observed, called at the grid with `y=None`), against

@@ -136,6 +136,7 @@ def test_the_global_x64_flag_is_left_alone(before, float_x):
     assert "kept" in out.stdout
 
 
+@pytest.mark.slow  # the tutorial end to end: 30 s
 def test_rat_tumor_tutorial_agrees_with_jax(x64):
     """The seed tutorial: the PyTensor graph over log_a, log_b, logit_theta equals the
     plain-JAX density up to a constant (same positions), with the same gradients, and

@@ -153,7 +153,7 @@ def _two_leaves(dtype_x, dtype_y, lp_dtype=None):
 
 
 @short_run
-@pytest.mark.parametrize("metric", ["diag", "low_rank"])
+@pytest.mark.parametrize("metric", ["diag", pytest.param("low_rank", marks=pytest.mark.slow)])
 def test_a_float32_position_under_x64_samples_in_float32(metric):
     """The position's dtype, not the x64 flag, sets the sampler's (`_precision`): a
     float32 model under x64 draws, bit for bit, what it draws with x64 off (BlackJAX's
@@ -373,6 +373,7 @@ PARALLEL_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a two-device subprocess: 30 s of the default run
 def test_parallel_over_two_devices_matches_vectorized():
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     import os
