@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import functools
 import importlib.metadata
 import sys
 import threading
@@ -33,10 +33,9 @@ __all__ = [
 # are imported where used, and `sample` starts their import while XLA compiles: a fresh
 # process's 1-step run of eight schools or rat tumors 0.5-1.8 s shorter (cold caches).
 _ARVIZ = ("xarray", "arviz", "arviz_stats.base")
-_preload = threading.Lock()
-_preloaded = False
 
 
+@functools.cache  # once per process (a second thread, in a race, would import nothing new)
 def import_arviz_in_background() -> None:
     """Start importing ArviZ and xarray in a daemon thread, once per process, so that
     their import overlaps XLA's compilation (which releases the GIL) instead of adding
@@ -44,11 +43,6 @@ def import_arviz_in_background() -> None:
     thread is importing one, Python's per-module import lock makes it wait until the
     module is complete. Nothing is raised here; a failed import fails again, with its
     error, where the module is needed."""
-    global _preloaded
-    with _preload:
-        if _preloaded:
-            return
-        _preloaded = True
     if all(name in sys.modules for name in _ARVIZ):
         return
 

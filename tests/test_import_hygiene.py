@@ -30,7 +30,7 @@ def test_import_leaves_arviz_and_xarray_for_later():
 
 def test_sample_in_a_fresh_process_without_arviz_returns_inference_data():
     code = (
-        "import sys, threading, warnings, jax, logdensity as ld\n"
+        "import warnings, jax, logdensity as ld\n"
         "from tests import models\n"
         "model, _ = models.conjugate_normal(models.draws())\n"
         "warnings.simplefilter('ignore')\n"

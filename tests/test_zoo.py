@@ -134,12 +134,11 @@ def test_posteriors_agree_across_backends(model, x64):
 
 
 # every adapter: the zoo's backends, and PyMC where the zoo holds the model
-PROPERTY_CASES = [(m, b) for m in zoo.MODELS for b in zoo.BACKENDS] + [("rat_tumors", "pymc")]
-# the two dearest (about 20 s each) run with the slow tests
+# (the two dearest, about 20 s each, run with the slow tests)
 _SLOW_PROPERTY_CASES = {("gp", "equinox"), ("hierarchical", "equinox")}
 PROPERTY_CASES = [
     pytest.param(*c, marks=pytest.mark.slow) if c in _SLOW_PROPERTY_CASES else c
-    for c in PROPERTY_CASES
+    for c in [(m, b) for m in zoo.MODELS for b in zoo.BACKENDS] + [("rat_tumors", "pymc")]
 ]
 
 
