@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import jax
@@ -16,9 +17,18 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import PyTree
 
 from .._sharding import CHAIN, chain_mesh, is_key, through_key_data, to_host
+from ._compiled import Compiled
 from ._settings import cores
 
-__all__ = ["chain_mesh", "map_chains", "place_chains", "stack_chains", "threaded"]
+__all__ = [
+    "chain_mesh",
+    "join_chains",
+    "map_chains",
+    "place_chains",
+    "split_chains",
+    "stack_chains",
+    "threaded",
+]
 
 
 def map_chains(
@@ -91,14 +101,16 @@ def stack_chains(position: PyTree, num_chains: int) -> PyTree:
 _CHAINS = ThreadPoolExecutor(max_workers=cores(), thread_name_prefix="logdensity-chain")
 
 
-@jax.jit
-def _split(batched: PyTree) -> list[PyTree]:
+@partial(Compiled, static_argnums=())
+def split_chains(batched: PyTree) -> list[PyTree]:
+    """`batched` as one pytree per chain, each with a leading axis of 1."""
     n = jax.tree.leaves(batched)[0].shape[0]
     return [jax.tree.map(lambda x, c=c: x[c : c + 1], batched) for c in range(n)]
 
 
-@jax.jit
-def _join(parts: Sequence[PyTree]) -> PyTree:
+@partial(Compiled, static_argnums=())
+def join_chains(parts: Sequence[PyTree]) -> PyTree:
+    """The inverse of `split_chains`."""
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
 
 
@@ -121,7 +133,7 @@ def threaded(
         new, out = program(model, part, *args)
         return jax.block_until_ready(new), to_host(out)
 
-    futures = [_CHAINS.submit(one, part) for part in _split(state)]
+    futures = [_CHAINS.submit(one, part) for part in split_chains(state)]
     done = [f.result() for f in futures]
     outs = jax.tree.map(lambda *xs: np.concatenate(xs), *[out for _, out in done])
-    return _join([new for new, _ in done]), outs
+    return join_chains([new for new, _ in done]), outs

@@ -4,9 +4,8 @@ the loop (`logdensity.testing.sbc`)."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import jax
@@ -17,127 +16,25 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._protocol import LogDensity
 from ._adaptation import adaptation
-from ._chains import chain_mesh, map_chains, stack_chains
+from ._chains import chain_mesh, join_chains, map_chains, split_chains, stack_chains
+from ._compiled import Compiled, release
 from ._kernel import Stats, nuts, zero_stats
 from ._precision import in_model_dtypes, in_sampler_dtype, sampler_dtype, sampler_precision
 from ._settings import Config
 from ._state import SamplerState
 
 __all__ = [
+    "chain_keys",
     "chunk",
+    "end_warmup",
     "init_chain",
     "jittered",
     "precompile_chunk",
+    "release",
     "start",
     "state_shapes",
     "transition",
 ]
-
-
-# XLA's CPU options for the loop's programs. Both cut compilation (the time to first
-# draw) and, measured on the benchmark models, nothing off the sampling speed:
-# - without LLVM's expensive passes: 10-20% off the loop's compilation;
-# - with XLA's classic elemental emitters instead of its MLIR fusion emitters (the
-#   default since jaxlib 0.5): a fresh process's first `sample` call 25% shorter on
-#   eight schools, 18% on rat tumors, the same draws bit for bit
-#   (`python -m benchmarks firstdraw`).
-_CPU_COMPILER_OPTIONS = {
-    "xla_llvm_disable_expensive_passes": True,
-    "xla_cpu_use_fusion_emitters": False,
-}
-
-
-class _Compiled:
-    """`jax.jit(f)` with `config` (the second argument) static; on CPU with
-    `_CPU_COMPILER_OPTIONS`, which make compilation cheaper.
-
-    `precompile(*args)` compiles ahead of time (`jit(f).lower(...).compile()`, JAX's AOT
-    API) for arguments given as `jax.ShapeDtypeStruct`s: traced and lowered in the
-    caller's thread, compiled by XLA in a worker thread (it releases the GIL), so a
-    program compiles while the caller traces, compiles and runs another. A later call
-    whose arguments have those types (structure, shapes, dtypes, weak types) runs the
-    AOT executable; any other goes through `jit`. `_cache_size()` counts the programs
-    compiled so far either way (tests read it: one per model structure and settings)."""
-
-    def __init__(self, f: Callable):
-        self.cpu = jax.jit(
-            f,
-            static_argnames=("config",),
-            compiler_options=_CPU_COMPILER_OPTIONS,
-        )
-        self.other = jax.jit(f, static_argnames=("config",))
-        # the newest executables, least recently used first: each holds its model's
-        # data and XLA's code (thousands of memory mappings over a test suite) alive
-        self._ahead: OrderedDict[Any, Future] = OrderedDict()
-        self._compiles = 0
-        _PROGRAMS.append(self)
-
-    def _jit(self) -> Any:
-        return self.cpu if jax.default_backend() == "cpu" else self.other
-
-    @staticmethod
-    def _key(args: tuple[Any, ...]) -> Any:
-        model, config, *rest = args
-        leaves, treedef = jax.tree.flatten((model, rest))
-        types = tuple(
-            (tuple(x.shape), str(x.dtype), bool(getattr(x, "weak_type", False)))
-            if hasattr(x, "shape") and hasattr(x, "dtype")
-            else (type(x).__name__,)
-            for x in leaves
-        )
-        return config, treedef, types
-
-    def _future(self, args: tuple[Any, ...]) -> Future:
-        key = self._key(args)
-        if key in self._ahead:
-            self._ahead.move_to_end(key)
-            return self._ahead[key]
-        # traced and lowered here, under this thread's JAX config (x64 and the other
-        # context managers are thread-local); only XLA's compilation moves to the worker
-        lowered = self._jit().lower(*args)
-        future = self._ahead[key] = _WORKERS.submit(lowered.compile)
-        self._compiles += 1
-        while len(self._ahead) > _KEPT_EXECUTABLES:
-            self._ahead.popitem(last=False)
-        return future
-
-    def precompile(self, *args: Any) -> None:
-        """Start compiling for `args` (`config` second, concrete or `ShapeDtypeStruct`
-        leaves elsewhere) in a worker thread, unless it already was (and is among the
-        `_KEPT_EXECUTABLES` used last)."""
-        self._future(args)
-
-    def compiled(self, *args: Any) -> Callable[..., Any]:
-        """The AOT executable for `args` (`config` second), compiled if it was not:
-        called with the arguments but `config`, it traces nothing, so it can run in any
-        thread whatever that thread's JAX config (`"threaded"` chains)."""
-        return self._future(args).result()
-
-    def __call__(self, *args: Any) -> Any:
-        ahead = self._ahead.get(self._key(args)) if self._ahead else None
-        if ahead is not None:
-            model, _, *rest = args
-            return ahead.result()(model, *rest)
-        return self._jit()(*args)
-
-    def _cache_size(self) -> int:
-        jitted = sum(f._cache_size() for f in (self.cpu, self.other))  # type: ignore[attr-defined]
-        return jitted + self._compiles
-
-
-def release() -> None:
-    """Drop every kept AOT executable (with `jax.clear_caches()`, what a long-lived
-    process that samples many models calls to give their code and data back)."""
-    for program in _PROGRAMS:
-        program._ahead.clear()
-
-
-_PROGRAMS: list[_Compiled] = []
-# Per program (start, chunk): enough for the programs of a few runs (warmup and
-# sampling chunks, each chain method); older ones are dropped, and compiled again (or
-# loaded from the persistent cache) if a run needs them.
-_KEPT_EXECUTABLES = 8
-_WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logdensity-compile")
 
 
 def jittered(model: LogDensity, rng_key: PRNGKeyArray, jitter: float | Array) -> PyTree:
@@ -163,12 +60,28 @@ def init_chain(
 def state_shapes(model: LogDensity, config: Config, num_chains: int, keys: Any) -> SamplerState:
     """The structure of every chain's state (`jax.ShapeDtypeStruct` leaves, `keys` as
     given), traced but not compiled: the template a stored state is rebuilt into."""
-    positions = stack_chains(model.initial_position, num_chains)
-    init_keys = jax.random.split(jax.random.key(0), num_chains)
-    kernel, adapted = jax.eval_shape(
-        jax.vmap(lambda k, p: init_chain(model, config, k, p)), init_keys, positions
-    )
+
+    def init(position: PyTree) -> Any:
+        init_keys = jax.random.split(jax.random.key(0), num_chains)
+        positions = stack_chains(position, num_chains)
+        return jax.vmap(lambda k, p: init_chain(model, config, k, p))(init_keys, positions)
+
+    kernel, adapted = jax.eval_shape(init, model.initial_position)
     return SamplerState(kernel, adapted, keys, jax.ShapeDtypeStruct((num_chains,), jnp.int32))
+
+
+def chain_keys(rng_key: PRNGKeyArray, num_chains: int) -> tuple[PRNGKeyArray, ...]:
+    """Every chain's keys from `rng_key`: `init_key, run_key = split(rng_key)`; chain `c`
+    draws its start from `split(init_key)[c]`, its first step size from
+    `split(fold_in(init_key, 1))[c]`, and steps with `split(run_key)[c]`.
+
+    **Returns:** `(start_keys, step_size_keys, run_keys)`, each `(num_chains,)`."""
+    init_key, run_key = jax.random.split(rng_key)
+    return (
+        jax.random.split(init_key, num_chains),
+        jax.random.split(jax.random.fold_in(init_key, 1), num_chains),
+        jax.random.split(run_key, num_chains),
+    )
 
 
 def transition(
@@ -195,22 +108,27 @@ def transition(
     return kernel_state, adaptation_state, stats
 
 
-@_Compiled
+@Compiled
 def start(
     model: LogDensity,
     config: Config,
-    keys: PRNGKeyArray,
-    step_keys: PRNGKeyArray,
+    rng_key: PRNGKeyArray,
     positions: PyTree,
     redraw: Array,
     attempt: int,
     jitter: float,
-) -> tuple[PyTree, Array, list[Array], Any, Any]:
+) -> tuple[PyTree, Array, list[Array], SamplerState]:
     """Start every chain, in one compiled program (one compilation of the model's
-    gradient, not one per step of the start): redraw the chains marked `redraw` at
+    gradient, not one per step of the start; the chains' keys derived here too, not in
+    small programs of their own): redraw the chains marked `redraw` at
     `initial_position + uniform(-jitter, jitter)`, evaluate the log density and its
     gradient there (whether each leaf's gradient is finite), find a first step size and
-    initialise the adaptation."""
+    initialise the adaptation. The chains' keys are `chain_keys(rng_key)`.
+
+    **Returns:** the positions, their log densities, per leaf whether each chain's
+    gradient is finite, and the `SamplerState` at step 0."""
+    num_chains = jnp.shape(redraw)[0]
+    keys, step_keys, run_keys = chain_keys(rng_key, num_chains)
     candidates = jax.vmap(lambda k: jittered(model, k, jitter))(
         jax.vmap(jax.random.fold_in, (0, None))(keys, attempt)
     )
@@ -226,7 +144,9 @@ def start(
         jnp.all(jnp.isfinite(g).reshape(g.shape[0], -1), axis=1)
         for g in jax.tree.leaves(kernel_states.logdensity_grad)
     ]
-    return positions, kernel_states.logdensity, grad_ok, kernel_states, adaptation_states
+    steps = jnp.zeros(num_chains, jnp.int32)
+    state = SamplerState(kernel_states, adaptation_states, run_keys, steps)
+    return positions, kernel_states.logdensity, grad_ok, state
 
 
 def _masked_scan(step: Callable, carry: Any, xs: tuple[Array, ...], zeros: Any) -> tuple[Any, Any]:
@@ -243,7 +163,7 @@ def _masked_scan(step: Callable, carry: Any, xs: tuple[Array, ...], zeros: Any) 
     return jax.lax.scan(masked, carry, xs)
 
 
-@_Compiled
+@Compiled
 def chunk(
     model: LogDensity,
     config: Config,
@@ -297,19 +217,34 @@ def chunk(
     return map_chains(one_chain, config.chain_method, state, shared, mesh)
 
 
+@partial(Compiled, static_argnums=(0,))
+def end_warmup(config: Config, adaptation_state: Any) -> Any:
+    """Every chain's adaptation state with its final parameters (the adaptation's
+    `final`, e.g. `exp` of the dual-averaged log step size), in one program."""
+    return jax.vmap(adaptation(config).final)(adaptation_state)
+
+
 def precompile_chunk(
-    model: LogDensity, config: Config, num_chains: int, chunk_size: int, rng_key: PRNGKeyArray
+    model: LogDensity, config: Config, state: SamplerState, chunk_size: int
 ) -> None:
-    """Compile the chunk for the state that `start` will return, in a worker thread,
-    while the caller traces, compiles and runs `start` (the two programs are
-    independent given the state's types). Not for `"parallel"`, whose state is sharded:
-    there the chunk compiles at its first call. For `"threaded"`, the one-chain chunk."""
+    """Compile the chunk for a state of the types `state` (`jax.ShapeDtypeStruct`
+    leaves: `start`'s output types), in a worker thread, while the caller compiles and
+    runs `start` (the two programs are independent given the state's types). Not for
+    `"parallel"`, whose state is sharded: there the chunk compiles at its first call.
+    For `"threaded"`, the one-chain chunk."""
     if config.chain_method == "parallel":
         return
-    if config.chain_method == "threaded":  # one chain's program, run in every thread
-        num_chains = 1
-    keys = jax.eval_shape(lambda k: jax.random.split(k, num_chains), rng_key)
-    state = state_shapes(model, config, num_chains, keys)
+    one = config.chain_method == "threaded"  # one chain's program, run in every thread
+
+    def typed(x: Any) -> jax.ShapeDtypeStruct:
+        shape = (1, *x.shape[1:]) if one else x.shape
+        return jax.ShapeDtypeStruct(shape, x.dtype, weak_type=x.weak_type)
+
+    one_chain = jax.tree.map(typed, state)
     stages = np.zeros((chunk_size, 2), np.int32)
     active = np.ones(chunk_size, bool)
-    chunk.precompile(model, config, state, stages, active, True)
+    new, _ = chunk.precompile(model, config, one_chain, stages, active, True)
+    end_warmup.precompile(config, state.adaptation)
+    if one:  # and the programs that split the state for the threads and join it again
+        split_chains.precompile(state)
+        join_chains.precompile([new] * jax.tree.leaves(state)[0].shape[0])

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
-from jax.flatten_util import ravel_pytree
 from jaxtyping import PRNGKeyArray, PyTree
 
 from .._cache import ensure_compilation_cache
@@ -34,7 +33,7 @@ from .._sharding import (
 )
 from ._adaptation import adaptation
 from ._host import Draws, Progress, StoredDraws, run_phase
-from ._programs import precompile_chunk, state_shapes
+from ._programs import end_warmup, precompile_chunk, state_shapes
 from ._settings import ChainMethod, Init, Metric, Settings, check_rng_key, default_chain_method
 from ._starts import start_chains
 from ._state import SamplerState, continued, sampler_state_group
@@ -244,7 +243,7 @@ def sample(
             f"default device, and this run is spread {where}: use chain_method='parallel' "
             "(chains over the devices) or 'vectorized'."
         )
-    dim = int(ravel_pytree(model.initial_position)[0].size)
+    dim = sum(int(np.size(x)) for x in jax.tree.leaves(model.initial_position))
     checked: dict[str, Any] = dict(
         dim=dim,
         chain_devices=chain_mesh(model).shape[CHAIN] if chain_method == "parallel" else None,
@@ -280,11 +279,14 @@ def sample(
                 SamplingWarning,
                 stacklevel=3,
             )
-        # the chunk compiles in a worker thread while the start compiles and runs
-        precompile_chunk(model, settings.config, settings.num_chains, settings.chunk_size, rng_key)
-        # ArviZ (for the InferenceData) imports while XLA compiles the start and chunk
-        import_arviz_in_background()
-        state = start_chains(model, settings, rng_key, initial_positions)
+
+        def meanwhile(types: SamplerState) -> None:
+            # the chunk compiles in a worker thread while the start compiles and runs
+            precompile_chunk(model, settings.config, types, settings.chunk_size)
+            # ArviZ (for the InferenceData) imports while XLA compiles the two
+            import_arviz_in_background()
+
+        state = start_chains(model, settings, rng_key, initial_positions, then=meanwhile)
         first_draw, earlier = 0, None
     else:
         if rng_key is not None:
@@ -449,7 +451,7 @@ def _run(
                 model, settings, state, phase, draws, progress, done if phase == first_phase else 0
             )
             if phase == "warmup":
-                final = jax.vmap(adaptation(config).final)(state.adaptation)
+                final = end_warmup(config, state.adaptation)
                 adapted = sampling.state = state = state._replace(adaptation=final)
                 if store is not None:
                     store.put("adaptation", _adaptation(model, settings, adapted))

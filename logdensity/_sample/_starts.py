@@ -4,6 +4,7 @@ density or its gradient is not finite, and a report naming the chain and the lea
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -14,8 +15,7 @@ from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._protocol import LogDensity
 from .._tree import leaf_names
-from ._chains import stack_chains
-from ._programs import jittered, start
+from ._programs import chain_keys, jittered, start
 from ._settings import Settings
 from ._state import SamplerState
 from ._warnings import SamplingWarning
@@ -104,37 +104,42 @@ def start_chains(
     settings: Settings,
     rng_key: PRNGKeyArray,
     given: PyTree | None,
+    then: Callable[[SamplerState], None] | None = None,
 ) -> SamplerState:
     """The state of every chain at a validated start, never non-finite.
 
-    Chain `c` draws its start from `split(init_key)[c]` and its first step size from
-    `split(fold_in(init_key, 1))[c]`, and steps with `split(run_key)[c]`, where
-    `init_key, run_key = split(rng_key)`.
+    The chains' keys are `chain_keys(rng_key, num_chains)`. `then(types)`, if given, is
+    called with the types of the state (`jax.ShapeDtypeStruct` leaves) once the start
+    program is traced and its compilation submitted, and before it runs: the caller
+    compiles the next program meanwhile.
 
     **Raises:** `ValueError` for given positions of the wrong structure or shape, or
     non-finite there; or when no finite jittered start is found in `max_init_tries`.
     """
     num_chains, jitter, tries = settings.num_chains, settings.init_jitter, settings.max_init_tries
-    init_key, run_key = jax.random.split(rng_key)
-    keys = jax.random.split(init_key, num_chains)
-    step_keys = jax.random.split(jax.random.fold_in(init_key, 1), num_chains)
     if given is not None:
         positions = _validate_user_positions(model, given, num_chains)
         redraw = np.zeros(num_chains, bool)
     elif settings.init != "jitter":
+        keys = chain_keys(rng_key, num_chains)[0]
         positions, redraw = _moved_starts(model, settings.init, keys, jitter)
-    else:
-        positions = stack_chains(model.initial_position, num_chains)
+    else:  # stacked on the host: no small program compiled for it
+        positions = jax.tree.map(
+            lambda x: np.broadcast_to(np.asarray(x), (num_chains, *np.shape(x))),
+            model.initial_position,
+        )
         redraw = np.ones(num_chains, bool)
+    types = start.precompile(model, settings.config, rng_key, positions, redraw, 0, jitter)
+    if then is not None:
+        then(types[-1])
     for attempt in range(tries if given is None else 1):
-        positions, lp, grad_ok, kernel, adaptation = start(
-            model, settings.config, keys, step_keys, positions, redraw, attempt, jitter
+        positions, lp, grad_ok, state = start(
+            model, settings.config, rng_key, positions, redraw, attempt, jitter
         )
         lp, grad_ok = jax.device_get((lp, grad_ok))
         redraw = ~(np.isfinite(lp) & np.all(grad_ok, axis=0))
         if not redraw.any():
-            steps = jnp.zeros(num_chains, jnp.int32)
-            return SamplerState(kernel, adaptation, jax.random.split(run_key, num_chains), steps)
+            return state
         if given is not None:
             raise ValueError(
                 "The given initial_positions have a non-finite log density or gradient "

@@ -110,7 +110,10 @@ def sampler_state_group(
     attrs). The adapted parameters are in the `adaptation` group."""
     import xarray as xr
 
-    flat = jax.vmap(lambda t: ravel_pytree(t)[0])
+    def flat(tree: Any) -> np.ndarray:  # ravel_pytree's order, per chain, on the host
+        leaves = [np.asarray(x) for x in to_host(jax.tree.leaves(tree))]
+        return np.concatenate([x.reshape(x.shape[0], -1) for x in leaves], axis=1)
+
     keys, impl = unwrap_keys(state.rng_key)
     position, grad, lp, step = to_host(
         (
