@@ -199,6 +199,46 @@ def _trace(model: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
     )
 
 
+def _abstract_trace(
+    model: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`_trace`, run under `jax.eval_shape`: the model's operations are traced, not
+    compiled and run one small program each (a dozen on eight schools, most of the cost
+    of building a small model). The latent and deterministic values are
+    `jax.ShapeDtypeStruct`s; the observed ones are the data. A model whose observed
+    values are computed inside it (`obs=y.astype(...)`), or that cannot be traced
+    abstractly (NumPy on its values), is run again eagerly: its observed values are
+    checked against their support, and its errors are its own."""
+    from numpyro.distributions.distribution import Unit
+
+    recorded: dict[str, Any] = {}
+
+    def run() -> dict[str, Any]:
+        recorded.update(_trace(model, args, kwargs))
+        return {
+            name: site["value"]
+            for name, site in recorded.items()
+            if site["type"] in ("sample", "deterministic")
+        }
+
+    try:
+        types = jax.eval_shape(run)
+    except Exception:  # a model that needs concrete values (NumPy on them): run it eagerly
+        return _trace(model, args, kwargs)
+    tr = {}
+    for name, site in recorded.items():
+        traced = isinstance(site.get("value"), jax.core.Tracer)
+        observed = site["type"] == "sample" and site["is_observed"]
+        if traced and observed and not isinstance(site["fn"], Unit):  # Unit: a factor
+            return _trace(model, args, kwargs)
+        tr[name] = {**site, "value": types[name]} if traced and name in types else site
+    return tr
+
+
+def _ndim(value: Any) -> int:
+    return len(value.shape) if hasattr(value, "shape") else int(np.ndim(value))
+
+
 def _check_site(site: dict[str, Any]) -> None:
     name = site["name"]
     if site["type"] == "plate":
@@ -306,7 +346,7 @@ def from_numpyro(
     ours = {"dims": dims, "coords": coords, "validate_args": validate_args or None}
     parts, data = _parts(model, model_args, model_kwargs, ours)
 
-    tr = _trace(model, model_args, model_kwargs)
+    tr = _abstract_trace(model, model_args, model_kwargs)
     for site in tr.values():
         _check_site(site)
         if site["type"] == "sample" and site["is_observed"]:
@@ -331,9 +371,9 @@ def from_numpyro(
             site_coords[name] = np.arange(site["args"][0])
         if name in latents:
             event_ndim = len(site["fn"].event_shape)
-            site_dims[name] = _site_dims(site, jnp.ndim(site["value"]), event_ndim)
+            site_dims[name] = _site_dims(site, _ndim(site["value"]), event_ndim)
         elif site["type"] == "deterministic":
-            site_dims[name] = _site_dims(site, jnp.ndim(site["value"]), 0)
+            site_dims[name] = _site_dims(site, _ndim(site["value"]), 0)
     site_dims.update(dims or {})
     used = {d for ds in site_dims.values() for d in ds}
     all_coords = {k: v for k, v in site_coords.items() if k in used}
