@@ -101,14 +101,14 @@ def stack_chains(position: PyTree, num_chains: int) -> PyTree:
 _CHAINS = ThreadPoolExecutor(max_workers=cores(), thread_name_prefix="logdensity-chain")
 
 
-@partial(Compiled, static_argnums=())
+@partial(Compiled, static_argnums=(), once=True)
 def split_chains(batched: PyTree) -> list[PyTree]:
     """`batched` as one pytree per chain, each with a leading axis of 1."""
     n = jax.tree.leaves(batched)[0].shape[0]
     return [jax.tree.map(lambda x, c=c: x[c : c + 1], batched) for c in range(n)]
 
 
-@partial(Compiled, static_argnums=())
+@partial(Compiled, static_argnums=(), once=True)
 def join_chains(parts: Sequence[PyTree]) -> PyTree:
     """The inverse of `split_chains`."""
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)

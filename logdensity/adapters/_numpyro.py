@@ -103,11 +103,18 @@ class _LogDensity(_Bound):
 
 
 class _Constrain(_Bound):
+    """The constrained values and deterministics, traced without NumPyro's distribution
+    validation: the positions are in the support by construction, and the data were
+    validated when the model was built (its checks on concrete data would compile small
+    programs of their own at every trace)."""
+
     def __call__(self, position: dict[str, Array], data: tuple[Any, ...]) -> dict[str, Array]:
+        from numpyro.distributions.distribution import validation_enabled
         from numpyro.infer.util import constrain_fn
 
         args, kwargs = self.args(data)
-        return constrain_fn(self.model, args, kwargs, position, return_deterministic=True)
+        with validation_enabled(False):
+            return constrain_fn(self.model, args, kwargs, position, return_deterministic=True)
 
 
 class _Unconstrain(_Bound):
