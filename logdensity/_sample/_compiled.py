@@ -24,9 +24,11 @@ _CPU_COMPILER_OPTIONS = {
     "xla_llvm_disable_expensive_passes": True,
     "xla_cpu_use_fusion_emitters": False,
 }
-# For the programs that run once a run (the start, the end of warmup) or move data
-# (the threaded chains' split and join), where only their compilation counts: XLA's
-# backend optimisation off halves it (rat tumors' start: 1.9 -> 0.86 s, compiled alone).
+# For the programs that only move data (the threaded chains' split and join), where only
+# their compilation counts: XLA's backend optimisation off halves it, and a copy is the
+# same copy. (The start compiles in half the time this way too, rat tumors' 1.9 -> 0.86 s
+# alone, but its rounding then differs, and so do every later draw: not taken without a
+# rerun of the statistical checks at the new draws.)
 _CPU_ONCE_OPTIONS = {**_CPU_COMPILER_OPTIONS, "xla_backend_optimization_level": 0}
 
 

@@ -108,7 +108,7 @@ def transition(
     return kernel_state, adaptation_state, stats
 
 
-@partial(Compiled, once=True)
+@Compiled
 def start(
     model: LogDensity,
     config: Config,
@@ -217,7 +217,7 @@ def chunk(
     return map_chains(one_chain, config.chain_method, state, shared, mesh)
 
 
-@partial(Compiled, static_argnums=(0,), once=True)
+@partial(Compiled, static_argnums=(0,))
 def end_warmup(config: Config, adaptation_state: Any) -> Any:
     """Every chain's adaptation state with its final parameters (the adaptation's
     `final`, e.g. `exp` of the dual-averaged log step size), in one program."""
