@@ -15,6 +15,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._protocol import LogDensity
+from .._sharding import data_mesh
 from ._adaptation import adaptation
 from ._chains import chain_mesh, join_chains, map_chains, split_chains, stack_chains
 from ._compiled import Compiled, release
@@ -244,7 +245,8 @@ def precompile_chunk(
     stages = np.zeros((chunk_size, 2), np.int32)
     active = np.ones(chunk_size, bool)
     new, _ = chunk.precompile(model, config, one_chain, stages, active, True)
-    end_warmup.precompile(config, state.adaptation)
+    if data_mesh(model) is None:  # on a mesh its state is sharded: compiled at its call
+        end_warmup.precompile(config, state.adaptation)
     if one:  # and the programs that split the state for the threads and join it again
         split_chains.precompile(state)
         join_chains.precompile([new] * jax.tree.leaves(state)[0].shape[0])
