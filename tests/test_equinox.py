@@ -264,6 +264,43 @@ def test_new_data_reuse_compiled_code():
     assert float(f(model)) != float(f(again))
 
 
+class _Scaled(eqx.Module):
+    x: object
+    w: object
+
+
+def _scaled(prior_scale, fixed):
+    return _Scaled(prx.Random(dd.Normal(jnp.zeros(2), prior_scale * jnp.ones(2))), prx.Fixed(fixed))
+
+
+def _likelihood(m):
+    return -0.5 * jnp.sum(m.x**2) * jnp.mean(m.w)
+
+
+def test_prior_parameters_are_folded_and_tell_models_apart():
+    """Small constants (prior parameters) are compiled in: modules with other values are
+    other programs, never a stale one; equal values share one; a large constant (here
+    a 3,000-value `Fixed` array) stays a traced input."""
+    f = jax.jit(lambda m: m(m.initial_position))
+    small, large = jnp.ones(3), jnp.ones(3000)
+    one = ld.from_equinox(_scaled(1.0, small), _likelihood)
+    two = ld.from_equinox(_scaled(2.0, small), _likelihood)
+    again = ld.from_equinox(_scaled(1.0, small), _likelihood)
+    position = one.initial_position
+    for model, scale in [(one, 1.0), (two, 2.0), (again, 1.0)]:
+        value = model.constrain(position)["x"]  # parax's raw space: value = scale * raw
+        np.testing.assert_allclose(value, scale * position["x"], rtol=1e-6)
+        expected = jnp.sum(jax.scipy.stats.norm.logpdf(value, 0.0, scale)) + 2 * jnp.log(scale)
+        expected = expected + _likelihood(model.module(position))
+        np.testing.assert_allclose(f(model), expected, rtol=1e-6)
+    assert f._cache_size() == 2
+    assert not jax.tree.leaves(one._data[0])  # everything folded
+    big = ld.from_equinox(_scaled(1.0, large), _likelihood)
+    (traced,) = jax.tree.leaves(big._data[0])
+    assert traced.shape == (3000,)
+    check_logdensity(big, num_points=2)
+
+
 @pytest.mark.slow  # the fast suite has the same check in tests/test_zoo.py
 def test_rat_tumors_equinox_agrees_with_jax(x64):
     agreement = logdensity_offsets(

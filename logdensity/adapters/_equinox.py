@@ -139,12 +139,23 @@ def _live_outputs(fn: Callable[[Any], list[Array]], position: Any) -> list[bool]
     return [not isinstance(v, Literal) and v in live for v in jaxpr.outvars]
 
 
+# The largest constant array of a module (a prior's parameters, a `Fixed` value) folded
+# into compiled code, in bytes; larger ones (fixed random features, say) stay traced
+# inputs, so that a big constant neither bloats the program nor slows XLA's constant
+# folding (it evaluates folded operations one element at a time).
+_FOLD_MAX_BYTES = 8192
+
+
 class _Structure(Frozen):
     """Everything static about one module: how a position and the data make it whole.
 
-    The module's constant arrays (`Fixed` values, prior parameters) travel in the
-    `Model`'s data, traced, so they are never baked into compiled code; two structures
-    of equal shape, type and static fields compare equal and share compiled code.
+    The module's small constant arrays (prior parameters, parax's transform parameters,
+    small `Fixed` values: up to `_FOLD_MAX_BYTES` each) are folded into compiled code,
+    as constants, so that XLA folds what is computed from them alone (a prior's
+    normaliser, a constrained value's parameters); NumPyro's priors, Python numbers in
+    the model function, are folded the same way. Larger ones travel in the `Model`'s
+    data, traced. Two structures of equal shape, type, static fields and folded values
+    compare equal and share compiled code.
     """
 
     def __init__(self, module: Any, log_likelihood: Callable[..., Any]):
@@ -154,6 +165,7 @@ class _Structure(Frozen):
         self.log_likelihood = log_likelihood
         free, static = eqx.partition(module, eqx.is_inexact_array, is_leaf=prx.is_constant)
         constants, rest = eqx.partition(static, eqx.is_array)
+        folded, constants = eqx.partition(constants, _foldable)
         self.free_def = jax.tree.structure(free)
         self.rest = rest
         paths = [p for p, _ in jax.tree_util.tree_flatten_with_path(free)[0]]
@@ -171,7 +183,16 @@ class _Structure(Frozen):
             for owner in self.owners
         )
         rest_leaves, rest_def = jax.tree.flatten(rest)
-        self.key = (log_likelihood, self.free_def, rest_def, tuple(map(static_key, rest_leaves)))
+        folded_leaves, folded_def = jax.tree.flatten(folded)
+        self.key = (
+            log_likelihood,
+            self.free_def,
+            rest_def,
+            tuple(map(static_key, rest_leaves)),
+            folded_def,
+            tuple(_value_key(x) for x in folded_leaves),
+        )
+        self.folded = folded
         self.initial_position = dict(zip(self.names, jax.tree.leaves(free), strict=True))
         self.constants = constants
 
@@ -180,10 +201,20 @@ class _Structure(Frozen):
         import equinox as eqx
 
         free = jax.tree.unflatten(self.free_def, [position[n] for n in self.names])
-        # constants and rest split one tree leaf by leaf: join them first. Joined with
-        # `free` in one call, a frozen node (a leaf of `free`'s partition) was taken whole
-        # from `constants`, dropping its non-array fields (a Block bijector's `ndims`).
-        return eqx.combine(free, eqx.combine(constants, self.rest))
+        # constants, folded and rest split one tree leaf by leaf: join them first. Joined
+        # with `free` in one call, a frozen node (a leaf of `free`'s partition) was taken
+        # whole from `constants`, dropping its non-array fields (a Block bijector's `ndims`).
+        return eqx.combine(free, eqx.combine(constants, self.folded, self.rest))
+
+
+def _foldable(x: Any) -> bool:
+    return isinstance(x, jax.Array | np.ndarray) and x.nbytes <= _FOLD_MAX_BYTES
+
+
+def _value_key(x: Any) -> tuple[Any, ...]:
+    """A folded array's identity in a structure's key: its type and its bytes."""
+    value = np.asarray(x)
+    return (value.shape, str(value.dtype), value.tobytes())
 
 
 def _log_prior(module: Any) -> Scalar:
@@ -419,7 +450,9 @@ def from_equinox(
       after the model, positionally or (a dict) as keywords; traced, not baked into
       compiled code. `model.data` is what was given (the tuple or the dict), and
       `model.replace_data(new)` takes the same: as many arguments, or the same keys,
-      each of the same structure.
+      each of the same structure. (The module's own small constant arrays, prior
+      parameters and `Fixed` values of up to 8 KiB each, are compiled in, so that XLA
+      folds what depends on them alone; larger ones are traced like the data.)
     - `priors`: for a plain Equinox module, a pytree of distributions with the
       module's structure (a distribution, or `None`, at each inexact-array leaf).
     - `deterministics`: `deterministics(model, *args, **data) -> {name: Array}`, called with the
