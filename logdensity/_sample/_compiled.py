@@ -24,11 +24,13 @@ _CPU_COMPILER_OPTIONS = {
     "xla_llvm_disable_expensive_passes": True,
     "xla_cpu_use_fusion_emitters": False,
 }
-# For the programs that only move data (the threaded chains' split and join), where only
-# their compilation counts: XLA's backend optimisation off halves it, and a copy is the
-# same copy. (The start compiles in half the time this way too, rat tumors' 1.9 -> 0.86 s
-# alone, but its rounding then differs, and so do every later draw: not taken without a
-# rerun of the statistical checks at the new draws.)
+# For the programs that run once and compute little (the threaded chains' split and
+# join, pure copies; the end of warmup, a few `exp`s per chain), where only their
+# compilation counts: XLA's backend optimisation off cuts it (the end of warmup's from
+# 1.5 s to 0.03 s beside the chunk's), with the same draws bit for bit (checked on eight
+# schools and rat tumors, every chain method and metric). The start compiles in half
+# the time this way too, rat tumors' 1.9 -> 0.86 s alone, but its rounding then
+# differs, and so do every later draw: not taken (see docs/benchmarks.md).
 _CPU_ONCE_OPTIONS = {**_CPU_COMPILER_OPTIONS, "xla_backend_optimization_level": 0}
 
 

@@ -218,7 +218,7 @@ def chunk(
     return map_chains(one_chain, config.chain_method, state, shared, mesh)
 
 
-@partial(Compiled, static_argnums=(0,))
+@partial(Compiled, static_argnums=(0,), once=True)
 def end_warmup(config: Config, adaptation_state: Any) -> Any:
     """Every chain's adaptation state with its final parameters (the adaptation's
     `final`, e.g. `exp` of the dual-averaged log step size), in one program."""
@@ -241,12 +241,14 @@ def precompile_chunk(
         shape = (1, *x.shape[1:]) if one else x.shape
         return jax.ShapeDtypeStruct(shape, x.dtype, weak_type=x.weak_type)
 
-    one_chain = jax.tree.map(typed, state)
-    stages = np.zeros((chunk_size, 2), np.int32)
-    active = np.ones(chunk_size, bool)
-    new, _ = chunk.precompile(model, config, one_chain, stages, active, True)
+    # the small programs first, so that they compile while the chunk is traced here
     if data_mesh(model) is None:  # on a mesh its state is sharded: compiled at its call
         end_warmup.precompile(config, state.adaptation)
     if one:  # and the programs that split the state for the threads and join it again
         split_chains.precompile(state)
+    one_chain = jax.tree.map(typed, state)
+    stages = np.zeros((chunk_size, 2), np.int32)
+    active = np.ones(chunk_size, bool)
+    new, _ = chunk.precompile(model, config, one_chain, stages, active, True)
+    if one:
         join_chains.precompile([new] * jax.tree.leaves(state)[0].shape[0])
