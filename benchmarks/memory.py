@@ -9,6 +9,8 @@ before the call, the peak during it, the increase, and the increase as a multipl
 the returned draws (`idata.posterior`, float64). On CPU the device's memory is the
 process's memory, so draws held on device count.
 
+- `default`: `logdensity.sample` with its default `chunk_size` (sized by bytes: at
+  most 8 MiB of draws a chunk, 26 steps here);
 - `chunked`: `logdensity.sample` with `chunk_size=100`: each chunk's draws move to
   preallocated host arrays;
 - `one chunk`: `logdensity.sample` with `chunk_size=num_samples`: every draw on device
@@ -44,7 +46,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-VARIANTS = ("chunked", "one chunk", "blackjax")
+VARIANTS = ("default", "chunked", "one chunk", "blackjax")
 STREAMED = ("streamed", "streamed, one chunk", "in memory")
 
 
@@ -95,7 +97,7 @@ def _child(
             )
             diagnose(idata)
             return idata
-        size = draws if variant == "one chunk" else chunk_size
+        size = {"one chunk": draws, "default": None}.get(variant, chunk_size)
         stored = variant.startswith("streamed")
         return ld.sample(
             m,
