@@ -1,6 +1,7 @@
 """The shared loop: correctness against analytic posteriors, chain methods, chunks,
 compilation counts, interrupts, bad starts, and the InferenceData it returns."""
 
+import itertools
 import re
 import subprocess
 import sys
@@ -302,6 +303,37 @@ def test_threaded_chains_draw_the_sequential_draws_and_are_the_cpu_default(x64):
     many = CHAINS_PER_CORE * cores() + 1
     assert default_chain_method(many, sharded=False) == "vectorized"
     assert default_chain_method(4, sharded=True) == "vectorized"
+
+
+@short_run
+def test_threaded_calls_bounded_by_leapfrogs_draw_the_same_draws(x64, monkeypatch):
+    """XLA's CPU runtime holds memory per leapfrog step of a program run beside
+    another until it returns, so a threaded chain's call runs at most
+    `leapfrogs_per_call` leapfrog steps (one step first, then at most twice the last
+    call's steps). The masked steps change nothing: each step's key is its index's, so
+    the draws are the sequential chains' bit for bit, in many more calls."""
+    from logdensity._sample import _host
+
+    model = zoo.build("eight_schools_noncentered", "jax")
+    kw = {"num_warmup": 60, "num_samples": 40, "chunk_size": 20, "progress_bar": False}
+    calls: list[int] = []
+    add = _host.Draws.add
+    monkeypatch.setattr(_host, "leapfrogs_per_call", lambda position_bytes: 30)
+    monkeypatch.setattr(
+        _host.Draws, "add", lambda self, s, d, n, st: (calls.append(n), add(self, s, d, n, st))
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ld.SamplingWarning)
+        a = ld.sample(model, jax.random.key(5), chain_method="threaded", **kw)
+    assert calls[0] == 1
+    assert sum(calls) == 100
+    assert len(calls) > 100 // 20  # more calls than chunks
+    assert all(later <= 2 * earlier for earlier, later in itertools.pairwise(calls))
+    monkeypatch.undo()
+    b = ld.sample(model, jax.random.key(5), chain_method="sequential", **kw)
+    for name in ("mu", "tau", "theta"):
+        np.testing.assert_array_equal(a.posterior[name].values, b.posterior[name].values)
+    np.testing.assert_array_equal(a.sample_stats["n_steps"], b.sample_stats["n_steps"])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -19,8 +19,9 @@ from .._sharding import to_host
 from ._adaptation import adaptation
 from ._chains import chain_mesh, place_chains, threaded
 from ._kernel import Stats
+from ._precision import sampler_dtype
 from ._programs import chunk
-from ._settings import Settings
+from ._settings import Settings, leapfrogs_per_call
 from ._starts import start_chains
 from ._state import SamplerState
 from ._warnings import SamplingWarning
@@ -28,14 +29,22 @@ from ._warnings import SamplingWarning
 __all__ = ["Draws", "Progress", "StoredDraws", "run_phase"]
 
 
-def chunk_schedule(total: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Fixed-length index chunks over `range(total)`, with an 'active' mask for the
-    padding of the last one (every chunk is the same program)."""
-    out = []
-    for first in range(0, total, size):
-        idx = np.arange(first, first + size)
-        out.append((idx, idx < total))
-    return out
+def steps_per_call(
+    last: np.ndarray | None, size: int, budget: int | None, max_tree_depth: int
+) -> int:
+    """How many real steps the next call of the chunk runs: `size`, or with a leapfrog
+    `budget` (threaded chains, `leapfrogs_per_call`) as many as fit it at the deepest
+    tree, or, more where the last call's trees (`last`: its `n_steps`, `(chain, step)`)
+    were shallower, as many as keep its most leapfrog steps in one step under it, and at
+    most twice the last call's steps (trees deepen fast early in warmup: from 5 leapfrog
+    steps to 700 within two steps on the hierarchical model); at least 1."""
+    if budget is None:
+        return size
+    deepest = budget // (2**max_tree_depth - 1)
+    if last is not None:
+        fit = budget // max(int(last.max()), 1)
+        deepest = max(deepest, min(2 * last.shape[1], fit))
+    return int(min(size, max(1, deepest)))
 
 
 class Draws:
@@ -195,12 +204,15 @@ def run_phase(
     progress: Progress,
     done: int = 0,
 ) -> SamplerState:
-    """Run steps `done` to `draws.total` of every chain from `state` (`done`, a chunk
-    boundary, when a stored run resumes), in compiled chunks of `settings.chunk_size`:
-    adapting in `"warmup"` (the adaptation's schedule, by each step's index in the
-    warmup), at the adapted parameters in `"sampling"`. After each chunk the draws,
-    sample stats and state go to `draws` and `progress` moves; a `KeyboardInterrupt`
-    between chunks leaves `draws` holding every completed chunk and the state after it.
+    """Run steps `done` to `draws.total` of every chain from `state` (`done`: the steps
+    already stored, when a stored run resumes), in calls of the compiled chunk of
+    `settings.chunk_size` steps: adapting in `"warmup"` (the adaptation's schedule, by
+    each step's index in the warmup), at the adapted parameters in `"sampling"`. A call
+    runs the chunk's steps, or, for threaded chains, fewer real ones where their
+    leapfrog steps would pass `leapfrogs_per_call` (the rest are masked; the draws do not
+    depend on it: each step's key is its index's). After each call the draws, sample
+    stats and state go to `draws` and `progress` moves; a `KeyboardInterrupt` between
+    calls leaves `draws` holding every completed call and the state after it.
 
     **Returns:** the state after the last step.
     """
@@ -208,9 +220,16 @@ def run_phase(
     adapting = phase == "warmup"
     schedule = adaptation(config).schedule(draws.total) if adapting else None
     mesh = chain_mesh(model) if config.chain_method == "parallel" else None
-    for steps, active in chunk_schedule(draws.total, size):
-        if steps[0] < done:
-            continue
+    budget = None
+    if config.chain_method == "threaded":
+        flat = jax.tree.leaves(model.initial_position)
+        itemsize = np.dtype(sampler_dtype(model.initial_position)).itemsize
+        budget = leapfrogs_per_call(sum(int(np.size(x)) for x in flat) * itemsize)
+    first, last = done, None
+    while first < draws.total:
+        n = min(steps_per_call(last, size, budget, config.max_tree_depth), draws.total - first)
+        steps = first + np.arange(size)
+        active = np.arange(size) < n
         if schedule is not None:
             stages = schedule[np.minimum(steps, draws.total - 1)]
         else:
@@ -223,12 +242,13 @@ def run_phase(
         else:
             placed = place_chains(state, config.chain_method, mesh)
             state, (stats, values) = chunk(model, config, placed, stages, active, adapting)
-        n = int(active.sum())
         stats, values = to_host((stats, values if draws.keep_draws else {}))
-        if adapting and steps[-1] + 1 <= draws.total // 2:  # before the state is kept
-            state = restart_collapsed(model, state, settings, int(steps[-1]) + 1)
+        first += n
+        if adapting and first <= draws.total // 2:  # before the state is kept
+            state = restart_collapsed(model, state, settings, first)
         draws.add(stats, values, n, state)
         progress.update(phase, n, stats)
+        last = np.asarray(stats.n_steps)[:, :n]
     return state
 
 
@@ -250,10 +270,11 @@ def restart_collapsed(
     chain's position and adaptation state (healthy chains in turn) and keeps its own random
     stream, so the two part at the next step; when no chain is healthy, each takes a fresh
     start (`init`'s, with a key of its own stream and this step), and its adaptation starts
-    again. Checked at chunk ends in the first half of warmup only, so that a restarted chain
-    has half of warmup left. A `SamplingWarning` names each restart. A restart happens at a
-    chunk end, so in a run that has one the draws depend on `chunk_size` (in other runs they
-    do not).
+    again. Checked at the end of each call of the chunk in the first half of warmup only, so
+    that a restarted chain has half of warmup left. A `SamplingWarning` names each restart.
+    A restart happens at a call's end, so in a run that has one the draws depend on
+    `chunk_size` (and, for threaded chains of a large model, on `leapfrogs_per_call`); in
+    other runs they do not.
     """
     step_size = to_host(
         jax.vmap(lambda a: adaptation(settings.config).parameters(a)[0])(state.adaptation)

@@ -149,7 +149,11 @@ def sample(
       device, and on the host while they move); at most the longer phase's length.
       Default: 100, or fewer where a chunk of every chain's draws would exceed 8 MiB
       (26 for 4 chains of the 10,003-parameter hierarchical model in float64), so that the peak
-      stays near the size of the returned draws.
+      stays near the size of the returned draws. Threaded chains of a large model call
+      the chunk with fewer real steps while their trees are deep (at most 64 MiB over the
+      position's bytes of leapfrog steps a call: XLA's CPU runtime holds memory per
+      leapfrog step of two programs run at once until they return); the draws are the
+      same.
     - `save_warmup`: also return the warmup draws (`warmup_posterior`,
       `warmup_sample_stats`).
     - `initial_state`: an `InferenceData` returned by `sample` (or read back with

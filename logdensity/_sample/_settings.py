@@ -22,6 +22,7 @@ __all__ = [
     "cores",
     "default_chain_method",
     "default_chunk_size",
+    "leapfrogs_per_call",
 ]
 
 ChainMethod = Literal["vectorized", "sequential", "parallel", "threaded"]
@@ -66,6 +67,21 @@ def default_chunk_size(draw_bytes: int, num_chains: int) -> int:
     `CHUNK_BYTES`; at least 1."""
     per_step = max(draw_bytes * num_chains, 1)
     return int(min(MAX_CHUNK_SIZE, max(1, CHUNK_BYTES // per_step)))
+
+
+# XLA's CPU runtime, while it runs two programs at once (the `"threaded"` chains), holds
+# memory for every iteration of their while loops until the program returns: measured
+# with BlackJAX's NUTS on the 10,003-parameter hierarchical model in two threads, 10.9
+# KiB per leapfrog step (0.14 of the position's size), 1.05 GB over a 100-step call, and
+# none with one thread (`benchmarks/memory.py`). A threaded call runs at most as many
+# steps as keep its leapfrog steps times the position's bytes under this.
+CALL_LEAPFROG_BYTES = 64 * 2**20
+
+
+def leapfrogs_per_call(position_bytes: int) -> int:
+    """How many leapfrog steps one threaded chain's call may take (`CALL_LEAPFROG_BYTES`
+    over the bytes of one chain's position); at least 1."""
+    return max(1, CALL_LEAPFROG_BYTES // max(position_bytes, 1))
 
 
 def low_rank_buffer_size(num_warmup: int) -> int:
