@@ -307,8 +307,9 @@ def _rhat_ess(post: xr.Dataset) -> tuple[dict[str, float], dict[str, str]]:
             if varies.size == 0:
                 continue
             any_varies = True
-            if screened:
-                varies = varies[_screen(block[:, :, varies], _SCREEN_KEEP)]
+            if screened:  # (all varying: the block itself, not a copy of it)
+                some = block if varies.size == block.shape[2] else block[:, :, varies]
+                varies = varies[_screen(some, _SCREEN_KEEP)]
             block = block[:, :, varies]
             for key, name, kwargs, sign in checks:
                 got = getattr(array_stats, name)(block, chain_axis=0, draw_axis=1, **kwargs)
@@ -343,19 +344,33 @@ def _screen(block: np.ndarray, keep: int) -> np.ndarray:
     and ESS then run on these only."""
     if block.shape[2] <= keep:
         return np.arange(block.shape[2])
-    low, median, high = np.quantile(block, [0.05, 0.5, 0.95], axis=(0, 1))  # one sort
-    tails = (block <= low).astype(np.float64) + (block >= high)
-    proxies = [
-        _split_rhat(block),
-        _split_rhat(np.abs(block - median)),
-        _lag1(block),
-        _lag1(tails),
-    ]
+    # per scalar, so computed over slices of `_SCREEN_BLOCK` values: the same numbers,
+    # with temporaries (a sorted copy, the folded draws, the tail indicators) that
+    # small, not the block's size each (166 MiB over the draws of the hierarchical
+    # model's diagnostics at one 32 MiB block)
+    step = max(1, _SCREEN_BLOCK // (block.shape[0] * block.shape[1]))
+    proxies = np.concatenate(
+        [_proxies(block[:, :, i : i + step]) for i in range(0, block.shape[2], step)], axis=1
+    )
     picked = set()
     for proxy in proxies:
         proxy = np.where(np.isfinite(proxy), proxy, np.inf)  # undefined: look at it
         picked.update(np.argpartition(-proxy, keep - 1)[:keep].tolist())
     return np.array(sorted(picked))
+
+
+def _proxies(block: np.ndarray) -> np.ndarray:
+    """`_screen`'s four proxies of each scalar of `block` `(chain, draw, k)`, `(4, k)`."""
+    low, median, high = np.quantile(block, [0.05, 0.5, 0.95], axis=(0, 1))  # one sort
+    tails = (block <= low).astype(np.float64) + (block >= high)
+    return np.stack(
+        [
+            _split_rhat(block),
+            _split_rhat(np.abs(block - median)),
+            _lag1(block),
+            _lag1(tails),
+        ]
+    )
 
 
 def _split_rhat(x: np.ndarray) -> np.ndarray:
@@ -389,5 +404,6 @@ _BLOCK = 2**22  # values (32 MiB of float64) per block of scalars in `_rhat_ess`
 _WORST = 3  # scalars named per R-hat or ESS sentence
 _SCREEN = 1024  # above this many scalars, R-hat and ESS run on the screened worst only
 _SCREEN_KEEP = 128  # scalars kept per screening proxy and block
+_SCREEN_BLOCK = 2**19  # values (4 MiB of float64) per slice of a block `_screen` reads
 _ESS_PER_CHAIN = 100  # the least bulk and tail ESS per chain (Vehtari et al. 2021)
 _FORMAT = {"max_rhat": ".3f", "min_ess_bulk": ".0f", "min_ess_tail": ".0f"}

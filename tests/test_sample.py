@@ -764,6 +764,25 @@ def test_chains_in_separate_modes_warn_naming_rhat_and_ess(x64):
     assert idata.sample_stats.attrs["max_rhat"] > 1.5  # rank-normalised: 1.74 here
 
 
+def test_the_screen_reads_a_block_in_slices_and_picks_the_same(monkeypatch):
+    """`_screen`'s proxies are per scalar, so computed over slices of a block (for
+    memory: temporaries of a slice's size, not the block's) they pick the same
+    scalars as over the whole block at once."""
+    from logdensity import _inference_data
+
+    rng = np.random.default_rng(1)
+    block = rng.normal(size=(4, 200, 600))
+    block[:, :, 7] += np.arange(4)[:, None]  # chains apart
+    block[:, :, 300] = np.cumsum(block[:, :, 300], axis=1)  # sticky
+    block[1, :, 500] = 0.0  # one chain that never moved
+    sliced = _inference_data._screen(block, 64)
+    monkeypatch.setattr(_inference_data, "_SCREEN_BLOCK", 50 * 800)  # 50 scalars a slice
+    assert np.array_equal(_inference_data._screen(block, 64), sliced)
+    monkeypatch.setattr(_inference_data, "_SCREEN_BLOCK", 10**9)  # the block at once
+    assert np.array_equal(_inference_data._screen(block, 64), sliced)
+    assert {7, 300, 500} <= set(sliced.tolist())
+
+
 def test_many_scalars_are_screened_and_the_worst_still_found(monkeypatch):
     """Above 1,024 scalars `diagnose` runs ArviZ's rank R-hat and ESS on the scalars
     its cheap proxies rank worst. On 3,000 scalars of noise with a shifted chain, a
