@@ -268,3 +268,58 @@ def test_the_extra_u_turn_checks_stop_where_a_whitened_gaussian_turns(x64):
     mcse = 5 / np.sqrt(len(draws))
     np.testing.assert_allclose(np.mean(draws, axis=0), 0.0, atol=mcse)
     np.testing.assert_allclose(np.var(draws, axis=0), 1.0, atol=mcse * np.sqrt(2))
+
+
+def test_the_low_rank_metric_is_recomputed_at_nutpies_cadence(x64):
+    """nutpie recomputes its low-rank metric at each window switch and 10 draws after
+    the last recompute (nuts-rs's `mass_matrix_update_freq = 10`): the metric changes at
+    a window end, or 10 moved draws after its last change, and nowhere else; beyond
+    `RECOMPUTE_IN_WINDOWS_UP_TO` dimensions only at window ends."""
+    from types import SimpleNamespace
+
+    import blackjax
+
+    from logdensity._sample._adaptation import adaptation
+    from logdensity._sample._settings import (
+        LOW_RANK_RECOMPUTE_EVERY,
+        RECOMPUTE_IN_WINDOWS_UP_TO,
+        Settings,
+    )
+
+    def config(dim):
+        common = dict(num_chains=1, num_warmup=300, num_samples=10, chain_method="sequential")
+        fixed = dict(target_acceptance_rate=0.8, max_tree_depth=10, init_jitter=2.0)
+        rest = dict(max_init_tries=20, chunk_size=None, progress_bar=False, save_warmup=False)
+        return Settings.checked(
+            dim=dim, metric="low_rank", max_rank=None, **common, **fixed, **rest
+        ).config
+
+    assert config(4).recompute_every == LOW_RANK_RECOMPUTE_EVERY == 10
+    big = config(RECOMPUTE_IN_WINDOWS_UP_TO + 1)
+    assert big.recompute_every == big.buffer_size  # no window is longer: never mid-window
+
+    adapt = adaptation(config(4))
+    schedule = adapt.schedule(300)
+    logdensity_fn = _gaussian()
+    start = blackjax.nuts.init({"x": jnp.ones(4)}, logdensity_fn)
+    state = adapt.init(jax.random.key(0), start, logdensity_fn)
+    update = jax.jit(
+        lambda s, row, k, a: adapt.update(s, row, k, SimpleNamespace(acceptance_rate=a))
+    )
+    draws = jax.random.normal(jax.random.key(1), (300, 2, 4))  # every draw moves
+    sigmas = []
+    for step in range(300):
+        moved = start._replace(
+            position={"x": draws[step, 0]}, logdensity_grad={"x": draws[step, 1]}
+        )
+        state = update(state, jnp.asarray(schedule[step]), moved, 0.8)
+        sigmas.append(np.asarray(adapt.parameters(state).inverse_mass_matrix.sigma))
+    changed = np.flatnonzero(np.any(np.diff(np.stack(sigmas), axis=0) != 0, axis=1)) + 1
+    ends = set(np.flatnonzero(schedule[:, 1] > 0))
+    assert changed.size > 10
+    last = None
+    for step in changed:
+        assert step in ends or (last is not None and step - last == 10), (step, last)
+        last = step
+    slow = np.flatnonzero(schedule[:, 0] == 1)
+    assert changed.max() <= slow.max()  # none in the final step-size-only phase

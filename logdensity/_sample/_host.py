@@ -220,11 +220,13 @@ def run_phase(
     adapting = phase == "warmup"
     schedule = adaptation(config).schedule(draws.total) if adapting else None
     mesh = chain_mesh(model) if config.chain_method == "parallel" else None
-    budget = None
+    budget = one_chain = None
     if config.chain_method == "threaded":
         flat = jax.tree.leaves(model.initial_position)
         itemsize = np.dtype(sampler_dtype(model.initial_position)).itemsize
         budget = leapfrogs_per_call(sum(int(np.size(x)) for x in flat) * itemsize)
+        # one chain's state types, fixed within a phase (a restart keeps them)
+        one_chain = jax.eval_shape(lambda s: jax.tree.map(lambda x: x[:1], s), state)
     first, last = done, None
     while first < draws.total:
         n = min(steps_per_call(last, size, budget, config.max_tree_depth), draws.total - first)
@@ -235,7 +237,6 @@ def run_phase(
         else:
             stages = np.zeros((size, 2), np.int32)
         if config.chain_method == "threaded":
-            one_chain = jax.eval_shape(lambda s: jax.tree.map(lambda x: x[:1], s), state)
             args = (*jax.device_put((stages, active)), adapting)  # as every worker gets them
             program = chunk.compiled(model, config, one_chain, *args)
             state, (stats, values) = threaded(program, model, state, *args)

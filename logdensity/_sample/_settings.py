@@ -35,10 +35,15 @@ INITS: tuple[str, ...] = ("jitter", "map", "pathfinder")
 # of a leapfrog step is O(dim * rank), a dense metric's O(dim²)), a fixed rank beyond
 FULL_RANK_UP_TO = 64
 DEFAULT_MAX_RANK = 16
-# nutpie recomputes the low-rank metric at every warmup draw; each recompute costs
-# O(buffer² · dim) (SVDs of the buffered draws and gradients), seconds per chain at
-# dim 10,000: beyond this dimension only each window's end recomputes it
-RECOMPUTE_EVERY_DRAW_UP_TO = 1000
+# nutpie recomputes its low-rank metric at each window switch and 10 warmup draws after
+# the last recompute (nuts-rs's `LowRankNutsSettings`, `mass_matrix_update_freq = 10`;
+# read off nutpie 0.16.8's stored mass matrices: changes at draws 9, 19, 22, 32, ...).
+# Each recompute costs O(buffer² · dim) (SVDs of the buffered draws and gradients):
+# on diamonds (26 dimensions) a recompute at every draw took 3 of warmup's 4.4 s.
+LOW_RANK_RECOMPUTE_EVERY = 10
+# seconds per chain at dim 10,000: beyond this dimension only each window's end
+# recomputes it
+RECOMPUTE_IN_WINDOWS_UP_TO = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +220,9 @@ class Settings:
             max_tree_depth=depth,
             max_rank=rank,
             buffer_size=buffer,
-            recompute_every=1 if dim <= RECOMPUTE_EVERY_DRAW_UP_TO else max(buffer, 1),
+            recompute_every=LOW_RANK_RECOMPUTE_EVERY
+            if dim <= RECOMPUTE_IN_WINDOWS_UP_TO
+            else max(buffer, 1),
         )
         return cls(
             config=config,
