@@ -186,6 +186,7 @@ def blackjax_loop(m: Any, positions: Any, key: Any, *, warmup: int, draws: int) 
 
 
 SAMPLERS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {
+    "logdensity threaded": (run_logdensity, "threaded"),  # the CPU default
     "logdensity vectorized": (run_logdensity, "vectorized"),
     "logdensity sequential": (run_logdensity, "sequential"),
     "logdensity parallel": (run_logdensity, "parallel"),
@@ -209,7 +210,12 @@ FULL = {
     "logistic_regression": _HEAVY,
 }
 QUICK = {"eight_schools_noncentered": (200, 200, 2, None)}
-QUICK_SAMPLERS = ("logdensity vectorized", "numpyro vectorized", "blackjax hand-rolled")
+QUICK_SAMPLERS = (
+    "logdensity threaded",
+    "logdensity vectorized",
+    "numpyro vectorized",
+    "blackjax hand-rolled",
+)
 
 
 def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
@@ -286,7 +292,8 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for r in result["rows"]:
         e, f = r["ess_per_s"], r["first_draw_s"]
-        lock = "n/a" if "sequential" in r["sampler"] else f"{r['lockstep']['median']:.2f}"
+        independent = "sequential" in r["sampler"] or "threaded" in r["sampler"]
+        lock = "n/a" if independent else f"{r['lockstep']['median']:.2f}"
         st = r["settings"]
         label = f"{r['model']} ({st['num_warmup']} + {st['num_samples']}, {st['repeats']})"
         wall = f"{r['wall_s']['median']:.1f}"

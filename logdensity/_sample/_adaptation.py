@@ -124,8 +124,10 @@ def staged(config: Config) -> Adaptation:
       nutpie adapts it: σ seeded from the first gradient (`gradient_based_init`),
       nutpie's growing windows (`build_growing_window_schedule`: 30% early windows of
       10 draws, windows from 80 growing 1.5×, a final 15% step-size-only phase), its
-      partial-forget buffer recomputed at every draw (`buffer_policy="accumulating"`;
-      beyond 1,000 dimensions only at each window's end, `config.recompute_every`),
+      partial-forget buffer (`buffer_policy="accumulating"`), the metric recomputed at
+      each window end and 10 draws after its last recompute (nuts-rs's
+      `mass_matrix_update_freq = 10`; beyond 1,000 dimensions only at each window's
+      end; `config.recompute_every`),
       regularisation γ = 1e-5 and eigenvalues in [1/2, 2] masked to 1 (nutpie's
       `LowRankSettings`). nutpie keeps every eigenvalue outside the cutoff; BlackJAX
       needs a static rank, `config.max_rank`. Dual averaging of the step size restarts
