@@ -51,12 +51,14 @@ def main() -> None:
     args.suites = args.suites or list(SUITES)
     from ._common import MODELS
     from .metrics import POSTERIORDB, ZOO
+    from .nutpie import SAMPLERS as NUTPIE_SAMPLERS
 
     # the nutpie and metrics suites take more models: diamonds, the posteriordb names
     known = set(MODELS) | set(ZOO) | set(POSTERIORDB) | {p.split("-")[0] for p in POSTERIORDB}
     known.add("arma11")
     known |= {"chains", "rows", "sharded"}  # the scaling suite's parts
     known |= {"diag", "low_rank"}  # the chains suite's metrics
+    known |= set(NUTPIE_SAMPLERS)  # the nutpie suite's samplers
     unknown = set(args.models or ()) - known
     if unknown:  # e.g. a suite after --models, which takes every name that follows
         parser.error(f"unknown models {sorted(unknown)}; choose from {MODELS}")

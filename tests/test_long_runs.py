@@ -262,7 +262,7 @@ def test_resume_refuses_another_model_and_checkpoint_an_existing_path(tmp_path, 
         ld.resume(tmp_path / "nothing.zarr", other)
 
 
-@pytest.mark.parametrize("metric", ["diag", "low_rank"])
+@pytest.mark.parametrize("metric", ["diag", "low_rank", "fisher_diag"])
 def test_continuing_joins_the_draws_of_one_longer_run_without_recompiling(tmp_path, x64, metric):
     model, truth = models.conjugate_normal(models.draws())
     kw = {"num_chains": 4, "num_warmup": 200, "chunk_size": 50, "progress_bar": False}
