@@ -49,7 +49,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown suites {sorted(unknown)}; choose from {SUITES}")
     args.suites = args.suites or list(SUITES)
-    from ._common import MODELS
+    from ._common import ENDTOEND_SAMPLERS, MODELS
     from .metrics import POSTERIORDB, ZOO
     from .nutpie import SAMPLERS as NUTPIE_SAMPLERS
 
@@ -58,7 +58,7 @@ def main() -> None:
     known.add("arma11")
     known |= {"chains", "rows", "sharded"}  # the scaling suite's parts
     known |= {"diag", "low_rank"}  # the chains suite's metrics
-    known |= set(NUTPIE_SAMPLERS)  # the nutpie suite's samplers
+    known |= set(NUTPIE_SAMPLERS) | set(ENDTOEND_SAMPLERS)  # the samplers of two suites
     unknown = set(args.models or ()) - known
     if unknown:  # e.g. a suite after --models, which takes every name that follows
         parser.error(f"unknown models {sorted(unknown)}; choose from {MODELS}")

@@ -14,6 +14,18 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 MODELS = ("rat_tumors", "eight_schools_noncentered", "logistic_regression", "gp", "hierarchical")
+# the end-to-end suite's samplers (`endtoend.SAMPLERS`), named here so that `--models`
+# can choose among them before JAX is imported
+ENDTOEND_SAMPLERS = (
+    "logdensity threaded",
+    "logdensity threaded fisher_diag",
+    "logdensity vectorized",
+    "logdensity sequential",
+    "logdensity parallel",
+    "numpyro vectorized",
+    "numpyro sequential",
+    "blackjax hand-rolled",
+)
 
 
 def data() -> dict[str, dict[str, Any]]:

@@ -25,6 +25,7 @@ compilation; runs are interleaved across samplers, repeat by repeat.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 import warnings
@@ -40,7 +41,7 @@ from jax.flatten_util import ravel_pytree
 import logdensity as ld
 from logdensity import zoo
 
-from ._common import data, fmt, machine, summary
+from ._common import ENDTOEND_SAMPLERS, data, fmt, machine, summary
 
 
 def numpyro_model(model: str, d: dict[str, Any]) -> tuple[Callable, tuple]:
@@ -78,7 +79,14 @@ def lockstep(n_steps: np.ndarray) -> float:
 
 
 def run_logdensity(
-    chain_method: str, model: str, d: dict[str, Any], key: Any, warmup: int, draws: int, chains: int
+    chain_method: str,
+    model: str,
+    d: dict[str, Any],
+    key: Any,
+    warmup: int,
+    draws: int,
+    chains: int,
+    metric: str = "diag",
 ) -> dict[str, Any]:
     start = time.perf_counter()
     m = zoo.build(model, "numpyro", **d)
@@ -91,6 +99,7 @@ def run_logdensity(
             num_warmup=warmup,
             num_samples=draws,
             chain_method=chain_method,  # type: ignore[arg-type]
+            metric=metric,  # type: ignore[arg-type]
             progress_bar=False,
         )
     wall = time.perf_counter() - start
@@ -187,6 +196,11 @@ def blackjax_loop(m: Any, positions: Any, key: Any, *, warmup: int, draws: int) 
 
 SAMPLERS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {
     "logdensity threaded": (run_logdensity, "threaded"),  # the CPU default
+    # nutpie's diagonal adaptation (`metric="fisher_diag"`)
+    "logdensity threaded fisher_diag": (
+        functools.partial(run_logdensity, metric="fisher_diag"),
+        "threaded",
+    ),
     "logdensity vectorized": (run_logdensity, "vectorized"),
     "logdensity sequential": (run_logdensity, "sequential"),
     "logdensity parallel": (run_logdensity, "parallel"),
@@ -195,6 +209,7 @@ SAMPLERS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {
     "blackjax hand-rolled": (run_blackjax, "vectorized"),
 }
 REFERENCE = "numpyro vectorized"
+assert tuple(SAMPLERS) == ENDTOEND_SAMPLERS
 
 
 # Full mode: issue #7's 4 x (1000 + 1000) for the two small models. The GP, the
@@ -219,12 +234,18 @@ QUICK_SAMPLERS = (
 
 
 def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
+    """`models` may also name samplers (`--models hierarchical "logdensity threaded"
+    "numpyro vectorized"`): only those run (the reference, NumPyro's vectorized
+    chains, always)."""
     plan = QUICK if quick else FULL
-    models = models or list(plan)
+    chosen = [m for m in models or () if m in SAMPLERS]
+    models = [m for m in models or () if m not in SAMPLERS] or list(plan)
     chains = 4
     all_samplers = dict(SAMPLERS)
+    if chosen:
+        all_samplers = {k: v for k, v in SAMPLERS.items() if k in chosen or k == REFERENCE}
     if jax.device_count() < 2 or chains % jax.device_count():
-        all_samplers.pop("logdensity parallel")
+        all_samplers.pop("logdensity parallel", None)
     if quick:
         all_samplers = {k: v for k, v in all_samplers.items() if k in QUICK_SAMPLERS}
     rows = []

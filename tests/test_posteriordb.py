@@ -89,6 +89,22 @@ RARE_DIVERGENCES = r"Sampling diagnostics: \d+ divergent transitions after warmu
 @pytest.mark.slow
 @pytest.mark.parametrize(("posterior", "backend"), CASES, ids=[f"{p}-{b}" for p, b in CASES])
 def test_matches_reference_posterior(posterior, backend, x64):
+    _check_against_reference(posterior, backend, METRIC.get(posterior, "diag"))
+
+
+# nutpie's diagonal adaptation (`metric="fisher_diag"`) on the plain-JAX posteriors
+# whose diagonal-metric runs are short (not diamonds and blr, the low-rank metric's, nor
+# eight schools, whose tau needs 4000 draws)
+FISHER_DIAG = ["arK-arK", "garch-garch11", "kidiq-kidscore_momiq", "gp_pois_regr-gp_pois_regr"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("posterior", FISHER_DIAG)
+def test_nutpies_diagonal_matches_reference_posterior(posterior, x64):
+    _check_against_reference(posterior, "jax", "fisher_diag")
+
+
+def _check_against_reference(posterior, backend, metric):
     pytest.importorskip(NEEDS[backend])
     data, ref = load(posterior)
     model = POSTERIORS[posterior][backend](data)
@@ -97,7 +113,6 @@ def test_matches_reference_posterior(posterior, backend, x64):
     key = jax.random.key(zlib.crc32(f"{posterior}/{backend}".encode()))
     target = TARGET_ACCEPTANCE.get(posterior, 0.9)
     num_samples = NUM_SAMPLES.get(posterior, 1000)
-    metric = METRIC.get(posterior, "diag")
     with warnings.catch_warnings():
         # a warning about divergences alone is bounded below; any other still fails
         warnings.filterwarnings("ignore", RARE_DIVERGENCES, ld.SamplingWarning)

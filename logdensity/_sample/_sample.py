@@ -137,9 +137,12 @@ def sample(
       windows; `"dense"`, Stan's dense covariance; `"low_rank"`, nutpie's
       low-rank-modified Fisher metric (Seyboldt et al. 2026: a diagonal σ and the
       eigenvectors of `cov(x) # cov(∇ log p)⁻¹` whose eigenvalues lie outside [1/2, 2],
-      on nutpie's growing windows, from the first gradient); `"fisher_diag"`, the
-      Fisher diagonal `var(x) / var(∇ log p)` (nutpie's default diagonal). Default
-      `"diag"`; when continuing, the earlier run's (another value is refused).
+      on nutpie's growing windows, from the first gradient); `"fisher_diag"`,
+      nutpie's default diagonal: the Fisher diagonal `sqrt(var(x) / var(∇ log p))`,
+      from `1 / |∇ log p|` at the start and re-estimated after every warmup draw over
+      nutpie's switching windows (no identity-metric start: the fastest warmup for a
+      high-dimensional posterior of many scales). Default `"diag"`; when continuing,
+      the earlier run's (another value is refused).
     - `max_rank`: for `"low_rank"`, the most eigenvectors kept (each leapfrog step
       costs O(dim · max_rank)); default every direction up to dim 64, 16 beyond.
     - `dense_mass`: deprecated; `dense_mass=True` is `metric="dense"`.
