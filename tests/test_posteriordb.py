@@ -10,6 +10,9 @@ reference parameters |mean - ref| / sqrt(mcse² + ref_mcse²) below the Bonferro
 Φ⁻¹(1 - 0.01 / 2P) (a 1% family-wise false alarm rate per posterior) and sd within
 10% of the reference sd.
 
+nutpie's diagonal adaptation (`metric="fisher_diag"`) passes the same bar on four of
+the plain-JAX posteriors (arK, garch, kidiq, the latent GP).
+
 Centered eight schools is the negative control: its funnel defeats NUTS, and the test
 checks that `logdensity.sample` says so (a `SamplingWarning` naming divergences).
 """
