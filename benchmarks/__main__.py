@@ -78,7 +78,7 @@ def main() -> None:
         result["seconds"] = time.perf_counter() - start
         stem = f"{suite}_quick" if args.quick else suite
         if args.models:  # a partial run does not replace the committed tables
-            stem += "_" + "_".join(args.models)
+            stem += "_" + "_".join(m.replace(" ", "-") for m in args.models)
         write(stem, result, module.markdown(result))
         print(f"{suite}: {result['seconds']:.0f} s", flush=True)
 

@@ -221,6 +221,36 @@ def test_a_torn_chunk_is_cut_off_and_drawn_again(tmp_path, x64, monkeypatch):
     )
 
 
+def test_a_run_cut_in_nutpies_diagonal_warmup_resumes_to_the_same_draws(tmp_path, x64, monkeypatch):
+    """`metric="fisher_diag"` keeps more warmup state than the step size and the
+    metric (two moment blocks, the last log density, whether the metric has moved):
+    a run stopped after 3 of its 6 warmup chunks resumes from the store to the draws
+    of the uninterrupted run."""
+    path = tmp_path / "run.zarr"
+    _Interrupt(monkeypatch, 3)
+    _checkpointed(path, metric="fisher_diag")
+    monkeypatch.undo()
+    assert (_commit(path)["phase"], _commit(path)["steps"]) == ("warmup", 30)
+    resumed = ld.resume(path, _long_run.model(), progress_bar=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = ld.sample(
+            _long_run.model(),
+            jax.random.key(3),
+            chain_method="vectorized",
+            metric="fisher_diag",
+            progress_bar=False,
+            **_long_run.KWARGS,
+        )
+    np.testing.assert_allclose(
+        resumed.posterior["mu"].values, full.posterior["mu"].values, rtol=0, atol=1e-12
+    )
+    np.testing.assert_array_equal(
+        resumed.adaptation["inverse_mass_matrix"].values,
+        full.adaptation["inverse_mass_matrix"].values,
+    )
+
+
 def test_a_checkpointed_run_equals_one_in_memory_and_streams_lazily(tmp_path, x64):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ld.SamplingWarning)
