@@ -249,7 +249,8 @@ class NutpieDiagState(NamedTuple):
 # nuts-rs's `AdaptOptions` defaults (nutpie 0.16.8): the early windows' share of the
 # warmup, switching every 10 draws, then every 80; the final step-size-only share
 EARLY_WINDOW, EARLY_SWITCH, SWITCH, STEP_SIZE_WINDOW = 0.3, 10, 80, 0.15
-# nuts-rs's limits on the gradient-based start and on the adapted diagonal
+# nuts-rs's limits on the gradient-based start (BlackJAX's estimator clips the adapted
+# diagonal to the same)
 _LIMITS = (1e-20, 1e20)
 
 
