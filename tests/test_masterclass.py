@@ -146,30 +146,36 @@ def fit(name, num_warmup=400, num_samples=1000, **kwargs):
     return r2(f_mean, x_grid), idata
 
 
+# the divergence warning alone may come; any other warning still fails the test
+RARE_DIVERGENCES = pytest.mark.filterwarnings(
+    r"ignore:Sampling diagnostics. [0-9]+ divergent transitions after warmup\.$"
+    ":logdensity.SamplingWarning"
+)
+# at most one divergence per 2,000 draws where the warning is let through (the bar of
+# the posteriordb tests)
+MAX_DIVERGENCES = {"rff_gp": 2}
+
+
 @pytest.mark.parametrize(
     ("name", "min_r2", "kwargs", "warns"),
     [
         pytest.param("rff", 0.8, {}, None, marks=pytest.mark.slow),
-        # the amplitude's hierarchy is a funnel: 7 divergences in 4,000 draws at 0.8
-        pytest.param("rff_gp", 0.8, {"target_acceptance_rate": 0.95}, None, marks=pytest.mark.slow),
+        # the amplitude's hierarchy is a funnel: 7 divergences in 4,000 draws at 0.8; at
+        # 0.95 none in the CI run of 15d3ed1, 1 on another machine at the same commit and
+        # seed, with the compilation cache off too (XLA's code, so the draws, follow
+        # the machine)
+        pytest.param(
+            "rff_gp",
+            0.8,
+            {"target_acceptance_rate": 0.95},
+            None,
+            marks=[pytest.mark.slow, RARE_DIVERGENCES],
+        ),
         # hidden units permute and flip sign: chains settle in different modes
         pytest.param("mlp", 0.7, {}, "R-hat", marks=pytest.mark.slow),
         # two layers: 9-10 divergences in 4,000 draws in one process, none in another
-        # (the draws follow XLA's compilation of the chunk at this level of detail), so
-        # the divergence warning may come; any other warning fails the test
-        pytest.param(
-            "deep_rff",
-            0.7,
-            {},
-            None,
-            marks=[
-                pytest.mark.slow,
-                pytest.mark.filterwarnings(
-                    r"ignore:Sampling diagnostics. [0-9]+ divergent transitions after warmup\.$"
-                    ":logdensity.SamplingWarning"
-                ),
-            ],
-        ),
+        # (the draws follow XLA's compilation of the chunk at this level of detail)
+        pytest.param("deep_rff", 0.7, {}, None, marks=[pytest.mark.slow, RARE_DIVERGENCES]),
     ],
 )
 def test_masterclass_fits_the_sinc(name, min_r2, kwargs, warns):
@@ -182,6 +188,8 @@ def test_masterclass_fits_the_sinc(name, min_r2, kwargs, warns):
     else:
         score, idata = fit(name, **kwargs)
     assert score > min_r2, f"{name}: R² = {score:.3f}"
+    if name in MAX_DIVERGENCES:
+        assert int(idata.sample_stats["diverging"].sum()) <= MAX_DIVERGENCES[name]
     lo, hi = np.quantile(idata.posterior["sigma"].values, [0.005, 0.995])
     assert lo < 0.05 < hi, (name, lo, hi)
     # the module's weights came back under their site names
