@@ -223,7 +223,7 @@ def test_a_torn_chunk_is_cut_off_and_drawn_again(tmp_path, x64, monkeypatch):
 
 def test_a_run_cut_in_nutpies_diagonal_warmup_resumes_to_the_same_draws(tmp_path, x64, monkeypatch):
     """`metric="fisher_diag"` keeps more warmup state than the step size and the
-    metric (two moment blocks, the last log density, whether the metric has moved):
+    metric (two moment blocks, the last log density):
     a run stopped after 3 of its 6 warmup chunks resumes from the store to the draws
     of the uninterrupted run."""
     path = tmp_path / "run.zarr"

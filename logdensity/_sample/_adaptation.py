@@ -243,7 +243,6 @@ class NutpieDiagState(NamedTuple):
     foreground: Any  # BlackJAX's `_FisherMomentBlock`: the draws the metric reads
     background: Any  # the draws since the last switch, the next foreground
     last_lp: Array  # the chain's last log density: a draw that equals it did not move
-    adapted: Array  # whether the metric has left its gradient-based start
 
 
 # nuts-rs's `AdaptOptions` defaults (nutpie 0.16.8): the early windows' share of the
@@ -312,7 +311,6 @@ def nutpie_diag(config: Config) -> Adaptation:
             block,
             block,
             jnp.asarray(kernel_state.logdensity),
-            jnp.zeros((), bool),
         )
 
     def update(state: Any, stage: Array, kernel_state: Any, stats: Stats) -> Any:
@@ -338,7 +336,9 @@ def nutpie_diag(config: Config) -> Adaptation:
             foreground.m2_x / denominator, foreground.m2_g / denominator
         )
         imm = jnp.where(ready, estimate.astype(x.dtype), state.inverse_mass_matrix)
-        first = ready & ~state.adapted
+        # the metric leaves its gradient-based start: a foreground, once it holds 3
+        # draws, never holds fewer (a switch brings at least 10)
+        first = ready & (state.foreground.count < 3)
         ss_state = jax.lax.cond(
             first,
             lambda: da_init(state.step_size),
@@ -351,7 +351,6 @@ def nutpie_diag(config: Config) -> Adaptation:
             foreground,
             background,
             lp,
-            state.adapted | ready,
         )
 
     def parameters(state: Any) -> Parameters:
