@@ -28,6 +28,15 @@ ENDTOEND_SAMPLERS = (
 )
 
 
+def split_models(
+    models: Sequence[str] | None, samplers: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """`--models` of a suite that also takes sampler names: `(model names, sampler
+    names)`, each empty where none was given (the suite's default then)."""
+    given = list(models or ())
+    return [m for m in given if m not in samplers], [m for m in given if m in samplers]
+
+
 def data() -> dict[str, dict[str, Any]]:
     """The benchmark models' data at the sizes of issue #7 (float64 NumPy arrays)."""
     return {

@@ -41,7 +41,7 @@ from jax.flatten_util import ravel_pytree
 import logdensity as ld
 from logdensity import zoo
 
-from ._common import ENDTOEND_SAMPLERS, data, fmt, machine, summary
+from ._common import ENDTOEND_SAMPLERS, data, fmt, machine, split_models, summary
 
 
 def numpyro_model(model: str, d: dict[str, Any]) -> tuple[Callable, tuple]:
@@ -238,8 +238,8 @@ def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
     "numpyro vectorized"`): only those run (the reference, NumPyro's vectorized
     chains, always)."""
     plan = QUICK if quick else FULL
-    chosen = [m for m in models or () if m in SAMPLERS]
-    models = [m for m in models or () if m not in SAMPLERS] or list(plan)
+    names, chosen = split_models(models, tuple(SAMPLERS))
+    models = names or list(plan)
     chains = 4
     all_samplers = dict(SAMPLERS)
     if chosen:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import fmt, machine
+from ._common import fmt, machine, split_models
 
 SAMPLERS = ("ld_diag", "ld_fisher_diag", "ld_low_rank", "nutpie_numba_diag",
             "nutpie_numba_low_rank", "nutpie_jax")  # fmt: skip
@@ -163,11 +163,11 @@ def run(quick: bool, models: list[str] | None = None) -> dict[str, Any]:
     draws = tune = 500 if quick else 1000
     repeats = 1  # each sampler once untimed, once timed: the 2-core budget
     rows: dict[str, dict[str, list[dict[str, float]]]] = {}
-    chosen = [s for s in models or () if s in SAMPLERS] or SAMPLERS
-    for name in [m for m in models or () if m not in SAMPLERS] or MODELS:
+    names, chosen = split_models(models, SAMPLERS)
+    for name in names or MODELS:
         # our diagonal metric on diamonds: 400 s a run on 2 cores (the metrics suite
         # measures it; the issue measured 262 s, min bulk ESS 1212): left out here
-        samplers = [s for s in chosen if not (name == "diamonds" and s == "ld_diag")]
+        samplers = [s for s in chosen or SAMPLERS if not (name == "diamonds" and s == "ld_diag")]
         if name in NO_NUTPIE_JAX and "nutpie_jax" in samplers:
             samplers.remove("nutpie_jax")
         for sampler in samplers:  # untimed: compile caches warm for both sides
