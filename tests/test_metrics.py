@@ -326,6 +326,32 @@ def test_the_low_rank_metric_is_recomputed_at_nutpies_cadence(x64):
     assert changed.max() <= slow.max()  # none in the final step-size-only phase
 
 
+def test_blackjaxs_schedules_are_kept_as_read_only_host_arrays():
+    """BlackJAX builds Stan's and nutpie's schedules as device arrays (a small program
+    to compile); the loop builds each length once, as a read-only int32 NumPy array
+    equal to BlackJAX's, and nutpie's low-rank windows mark their first end on a copy."""
+    from blackjax.adaptation import window_adaptation
+    from blackjax.adaptation.low_rank_adaptation import build_growing_window_schedule
+
+    from logdensity._sample._adaptation import nutpie_schedule, stan_schedule
+    from logdensity._sample._settings import low_rank_schedule
+
+    for ours, blackjax_schedule in (
+        (stan_schedule, window_adaptation.build_schedule),
+        (low_rank_schedule, build_growing_window_schedule),
+    ):
+        schedule = ours(150)
+        assert ours(150) is schedule
+        assert isinstance(schedule, np.ndarray)
+        assert schedule.dtype == np.int32
+        assert not schedule.flags.writeable
+        np.testing.assert_array_equal(schedule, np.asarray(blackjax_schedule(150)))
+        assert ours(0).shape == (0, 2)
+    marked = nutpie_schedule(150)
+    assert np.sum(marked[:, 1] == 2) == 1
+    assert np.sum(low_rank_schedule(150)[:, 1] == 2) == 0
+
+
 def test_nutpies_diagonal_windows():
     """nuts-rs's `GlobalStrategy` at nutpie's defaults, 1000 warmup draws: the estimators
     switch after 10 background draws in the first 300, after 80 later, never where a

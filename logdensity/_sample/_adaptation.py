@@ -4,6 +4,7 @@ that the loop steps it chunk by chunk and a new metric is a new piece, not an ed
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -18,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, PRNGKeyArray
 
 from ._kernel import LogDensityFn, Parameters, Stats
-from ._settings import Config, low_rank_schedule
+from ._settings import Config, host_schedule, low_rank_schedule
 
 __all__ = ["Adaptation", "adaptation", "nutpie_diag", "staged", "window"]
 
@@ -66,11 +67,11 @@ def initial_step_size(
     return find_reasonable_step_size(rng_key, kernel_generator, kernel_state, one)
 
 
+@functools.cache
 def stan_schedule(num_warmup: int) -> np.ndarray:
-    """Stan's warmup windows (`window_adaptation.build_schedule`), `(num_warmup, 2)`."""
-    if num_warmup == 0:
-        return np.zeros((0, 2), np.int32)
-    return np.asarray(_window_adaptation.build_schedule(num_warmup)).astype(np.int32)
+    """Stan's warmup windows (`window_adaptation.build_schedule`), `(num_warmup, 2)`,
+    read-only (`host_schedule`)."""
+    return host_schedule(_window_adaptation.build_schedule, num_warmup)
 
 
 def window(config: Config) -> Adaptation:
@@ -203,7 +204,7 @@ def staged(config: Config) -> Adaptation:
 def nutpie_schedule(num_warmup: int) -> np.ndarray:
     """nutpie's windows (`low_rank_schedule`), dual averaging restarted at the first
     window end only (2; the others 1)."""
-    schedule = low_rank_schedule(num_warmup)
+    schedule = low_rank_schedule(num_warmup).copy()
     ends = np.flatnonzero(schedule[:, 1])
     if ends.size:
         schedule[ends[0], 1] = 2

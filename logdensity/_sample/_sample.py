@@ -293,6 +293,9 @@ def sample(
             # ArviZ (for the InferenceData) imports while XLA compiles the two
             import_arviz_in_background()
 
+        # the warmup's schedule now, before the start's and the chunk's compilation
+        # (BlackJAX builds it on the device: `host_schedule`)
+        adaptation(settings.config).schedule(settings.num_warmup)
         state = start_chains(model, settings, rng_key, initial_positions, then=meanwhile)
         first_draw, earlier = 0, None
     else:

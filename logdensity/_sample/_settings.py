@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 import os
+from collections.abc import Callable
 from typing import Any, Literal
 
 import jax
@@ -99,13 +101,24 @@ def low_rank_buffer_size(num_warmup: int) -> int:
     return max(_accumulating_buffer_capacity(low_rank_schedule(num_warmup)), 1)
 
 
+@functools.cache
 def low_rank_schedule(num_warmup: int) -> np.ndarray:
-    """nutpie's warmup schedule (`build_growing_window_schedule`), `(num_warmup, 2)`."""
+    """nutpie's warmup schedule (`build_growing_window_schedule`), `(num_warmup, 2)`,
+    read-only (`host_schedule`)."""
     from blackjax.adaptation.low_rank_adaptation import build_growing_window_schedule
 
-    if num_warmup == 0:
-        return np.zeros((0, 2), np.int32)
-    return np.asarray(build_growing_window_schedule(num_warmup)).astype(np.int32)
+    return host_schedule(build_growing_window_schedule, num_warmup)
+
+
+def host_schedule(build: Callable[[int], Any], num_warmup: int) -> np.ndarray:
+    """BlackJAX's schedule `build(num_warmup)` as a read-only int32 NumPy array (its
+    builders return a device array, whose conversion is a small program of its own:
+    8 ms alone, 0.2-0.5 s in a fresh process beside the loop's compilation, hence the
+    callers' cache and `sample`'s early call)."""
+    schedule = np.zeros((0, 2), np.int32) if num_warmup == 0 else build(num_warmup)
+    schedule = np.array(schedule, np.int32)
+    schedule.setflags(write=False)
+    return schedule
 
 
 def _integer(name: str, value: Any, minimum: int) -> int:
