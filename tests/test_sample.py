@@ -802,12 +802,26 @@ def test_the_screen_reads_a_block_in_slices_and_picks_the_same(monkeypatch):
     assert {7, 300, 500} <= set(sliced.tolist())
 
 
-def test_many_scalars_are_screened_and_the_worst_still_found(monkeypatch):
+@pytest.mark.parametrize("blocks", [1, 6])
+def test_many_scalars_are_screened_and_the_worst_still_found(monkeypatch, blocks):
     """Above 1,024 scalars `diagnose` runs ArviZ's rank R-hat and ESS on the scalars
     its cheap proxies rank worst. On 3,000 scalars of noise with a shifted chain, a
     sticky scalar and a Cauchy one, the screened R-hat and ESS extremes equal the full
-    computation's, and the culprits are named."""
+    computation's, and the culprits are named; with the variable read in six blocks,
+    too, and then the worst are picked over the variable, not per block: at most 4 x 128
+    scalars examined."""
     from logdensity import _inference_data
+
+    monkeypatch.setattr(_inference_data, "_BLOCK", 4 * 300 * 3000 // blocks)
+    examined = []
+    screened_blocks = _inference_data._screened
+
+    def spy(v):
+        for offset, block, index in screened_blocks(v):
+            examined.append(block.shape[2])
+            yield offset, block, index
+
+    monkeypatch.setattr(_inference_data, "_screened", spy)
 
     rng = np.random.default_rng(0)
     theta = rng.normal(size=(4, 300, 3000))
@@ -820,6 +834,8 @@ def test_many_scalars_are_screened_and_the_worst_still_found(monkeypatch):
     idata = az.from_dict(posterior={"theta": theta}, sample_stats=stats)
     screened = ld.diagnose(idata)
     got = dict(idata.sample_stats.attrs)
+    assert len(examined) == 1
+    assert 128 <= examined[0] <= 4 * 128
     monkeypatch.setattr(_inference_data, "_SCREEN", 10**9)
     ld.diagnose(idata)
     full = dict(idata.sample_stats.attrs)
