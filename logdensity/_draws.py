@@ -12,6 +12,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from ._protocol import LogDensity
+from ._sample._compiled import jit
 
 __all__ = ["flat_draws"]
 
@@ -56,7 +57,7 @@ def batched(
     compiled, vmapped function; draw `i`'s key is `fold_in(rng_key, i)`."""
     total = len(next(iter(draws.values())))
     size = max(1, min(batch_size, total))
-    run = jax.jit(jax.vmap(f))
+    run = jit(jax.vmap(f))
     parts = []
     for start in range(0, total, size):
         stop = min(start + size, total)

@@ -15,6 +15,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree, Scalar
 
 from ._model import as_model
 from ._protocol import LogDensity
+from ._sample._compiled import jit
 from ._tree import leaf_names
 
 __all__ = ["MAP", "find_map", "log_jacobian"]
@@ -90,7 +91,7 @@ def log_jacobian(model: LogDensity) -> Callable[[Float[Array, " dim"]], Scalar]:
         r = jax.random.normal(jax.random.fold_in(key, 10 * i + k), (s.stop - s.start,), x0.dtype)
         return t.at[s].set(jnp.ones_like(r) if ones else r)
 
-    probe = jax.jit(lambda x, t: jax.jvp(latent_vector, (x,), (t,))[1])
+    probe = jit(lambda x, t: jax.jvp(latent_vector, (x,), (t,))[1])
     blocks: list[tuple[slice, np.ndarray, bool]] = []
     seen = np.zeros(0, bool)
     for i, s in enumerate(slices):
@@ -309,7 +310,7 @@ def find_map(
     tol = _default_tol(x0.dtype) if tol is None else float(tol)
     ftol = _default_ftol(x0.dtype)
     objective = _objective(model, jacobian)
-    run = jax.jit(jax.vmap(lambda x: _lbfgs(objective, x, int(max_steps), tol, ftol)))
+    run = jit(jax.vmap(lambda x: _lbfgs(objective, x, int(max_steps), tol, ftol)))
     xs, values, norms, counts, converged = run(starts)
     finite = np.isfinite(np.asarray(values))
     if not finite.any():

@@ -10,7 +10,7 @@ from typing import Any
 
 import jax
 
-__all__ = ["Compiled", "release"]
+__all__ = ["Compiled", "jit", "release"]
 
 
 # XLA's CPU options for the loop's programs. The first two cut compilation (the time
@@ -39,6 +39,14 @@ _CPU_COMPILER_OPTIONS = {
 # the time this way too, rat tumors' 1.9 -> 0.86 s alone, but its rounding then
 # differs, and so do every later draw: not taken (see docs/benchmarks.md).
 _CPU_ONCE_OPTIONS = {**_CPU_COMPILER_OPTIONS, "xla_backend_optimization_level": 0}
+
+
+def jit(f: Callable, **kwargs: Any) -> Any:
+    """`jax.jit(f, **kwargs)`, with the loop's `_CPU_COMPILER_OPTIONS` where JAX's
+    default backend is the CPU: for the programs outside the loop (MAP and Pathfinder's
+    optimisations, predictions), which gain the same."""
+    options = _CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+    return jax.jit(f, compiler_options=options, **kwargs)
 
 
 class Compiled:
