@@ -5,7 +5,8 @@ compile + run) and steady-state gradient evaluations per second for one position
 for vmapped batches, each as a ratio to the hand-written JAX density of the same model.
 Repeats are interleaved across backends (A B A B ...) so machine noise hits all alike;
 every figure is the min and median over repeats. Models from `logdensity.zoo` at the
-sizes of issue #7 (logistic regression 100,000 x 50, exact GP N = 200), float64.
+sizes of issue #7 (logistic regression 100,000 x 50, exact GP N = 200), float64. Every
+program compiles as the sampling loop's do (on CPU with its XLA options).
 
     python -m benchmarks overhead [--quick]
 """
@@ -22,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from logdensity import zoo
+from logdensity._sample._compiled import jit as _jit  # the loop's XLA options on CPU
 from logdensity.testing import random_positions
 
 from ._common import data, installed_backends, machine, summary
@@ -45,7 +47,7 @@ def _first_result_seconds(build: Callable[[], Any]) -> float:
     """Wall time from building the model to the first value_and_grad result."""
     start = time.perf_counter()
     model = build()
-    f = jax.jit(lambda m, p: _value_and_grad(m, p))  # a fresh function: compiles anew
+    f = _jit(lambda m, p: _value_and_grad(m, p))  # a fresh function: compiles anew
     jax.block_until_ready(f(model, model.initial_position))
     return time.perf_counter() - start
 
@@ -55,7 +57,7 @@ def _throughput(model: Any, batch: int) -> Callable[[float], float]:
     points = random_positions(model, jax.random.key(0), max(batch, 1))
     if batch == 1:
         point = jax.tree.map(lambda x: x[0], points)
-        f = jax.jit(_value_and_grad)
+        f = jax.jit(_value_and_grad)  # nested in `many`, which carries the options
         args = (model, point)
     else:
         f = jax.jit(jax.vmap(_value_and_grad, in_axes=(None, 0)))
@@ -68,7 +70,7 @@ def _throughput(model: Any, batch: int) -> Callable[[float], float]:
     # Equinox eight schools) instead of the evaluations.
 
     def scan_of(inner: int) -> Callable[..., Any]:
-        @jax.jit
+        @_jit
         def many(m: Any, p: Any) -> Any:
             def body(carry: Any, i: Any) -> Any:
                 moved = jax.tree.map(lambda x: x + 1e-6 * i, p)
