@@ -808,8 +808,8 @@ def test_many_scalars_are_screened_and_the_worst_still_found(monkeypatch, blocks
     its cheap proxies rank worst. On 3,000 scalars of noise with a shifted chain, a
     sticky scalar and a Cauchy one, the screened R-hat and ESS extremes equal the full
     computation's, and the culprits are named; with the variable read in six blocks,
-    too, and then the worst are picked over the variable, not per block: at most 4 x 128
-    scalars examined."""
+    too, and then the worst are picked over the variable, not per block: at most four
+    proxies' `_SCREEN_KEEP` scalars examined."""
     from logdensity import _inference_data
 
     monkeypatch.setattr(_inference_data, "_BLOCK", 4 * 300 * 3000 // blocks)
@@ -835,7 +835,8 @@ def test_many_scalars_are_screened_and_the_worst_still_found(monkeypatch, blocks
     screened = ld.diagnose(idata)
     got = dict(idata.sample_stats.attrs)
     assert len(examined) == 1
-    assert 128 <= examined[0] <= 4 * 128
+    keep = _inference_data._SCREEN_KEEP
+    assert keep <= examined[0] <= 4 * keep < 3000
     monkeypatch.setattr(_inference_data, "_SCREEN", 10**9)
     ld.diagnose(idata)
     full = dict(idata.sample_stats.attrs)
