@@ -341,8 +341,9 @@ def _varying_blocks(v: xr.DataArray) -> Iterator[tuple[int, np.ndarray, np.ndarr
 
 def _screened(v: xr.DataArray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """The scalars of `v` that `_screen`'s proxies rank worst over the whole variable
-    (`_SCREEN_KEEP` per proxy), as one `(0, draws, flat indices)`: the proxies are
-    computed block by block, then the picked scalars' draws are read again, so the
+    (`_SCREEN_KEEP` per proxy), as `(0, draws, flat indices)` per block that holds
+    some: the proxies are computed block by block, then the picked scalars' draws are
+    read again, a block at a time (never more than a block's values at once), so the
     exact diagnostics run on at most `4 * _SCREEN_KEEP` scalars per variable, however
     many blocks it spans (the hierarchical model's 10,000 scalars are five; picked per
     block, 128 per proxy, 1,425 of them were examined)."""
@@ -351,11 +352,10 @@ def _screened(v: xr.DataArray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         return
     index = np.concatenate([i for i, _ in parts])
     index = index[_pick(np.concatenate([p for _, p in parts], axis=1), _SCREEN_KEEP)]
-    picked = [
-        block[:, :, index[(index >= offset) & (index < offset + block.shape[2])] - offset]
-        for offset, block in _blocks(v)
-    ]
-    yield 0, np.concatenate(picked, axis=2), index
+    for offset, block in _blocks(v):
+        mine = index[(index >= offset) & (index < offset + block.shape[2])]
+        if mine.size:
+            yield 0, block[:, :, mine - offset], mine
 
 
 def _screen(block: np.ndarray, keep: int) -> np.ndarray:

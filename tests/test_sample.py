@@ -834,9 +834,9 @@ def test_many_scalars_are_screened_and_the_worst_still_found(monkeypatch, blocks
     idata = az.from_dict(posterior={"theta": theta}, sample_stats=stats)
     screened = ld.diagnose(idata)
     got = dict(idata.sample_stats.attrs)
-    assert len(examined) == 1
+    assert len(examined) <= blocks
     keep = _inference_data._SCREEN_KEEP
-    assert keep <= examined[0] <= 4 * keep < 3000
+    assert keep <= sum(examined) <= 4 * keep < 3000
     monkeypatch.setattr(_inference_data, "_SCREEN", 10**9)
     ld.diagnose(idata)
     full = dict(idata.sample_stats.attrs)
