@@ -297,7 +297,7 @@ def _rhat_ess(post: xr.Dataset) -> tuple[dict[str, float], dict[str, str]]:
         ("min_ess_bulk", "ess", {"method": "bulk"}, 1),
         ("min_ess_tail", "ess", {"method": "tail", "prob": (0.05, 0.95)}, 1),
     ]
-    # above _SCREEN scalars, the exact diagnostics run on the worst ones by `_screen`
+    # above _SCREEN scalars, the exact diagnostics run on the worst ones (`_screened`)
     screened = sum(v.size // (v.shape[0] * v.shape[1]) for v in values) > _SCREEN
     # per check: the worst scalars seen so far, as (sort key, value, name, flat index)
     found: dict[str, list[tuple[float, float, str, int]]] = {key: [] for key, *_ in checks}
@@ -340,7 +340,7 @@ def _varying_blocks(v: xr.DataArray) -> Iterator[tuple[int, np.ndarray, np.ndarr
 
 
 def _screened(v: xr.DataArray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """The scalars of `v` that `_screen`'s proxies rank worst over the whole variable
+    """The scalars of `v` that `_proxies_of` ranks worst over the whole variable
     (`_SCREEN_KEEP` per proxy), as `(0, draws, flat indices)` per block that holds
     some: the proxies are computed block by block, then the picked scalars' draws are
     read again, a block at a time (never more than a block's values at once), so the
@@ -358,20 +358,13 @@ def _screened(v: xr.DataArray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
             yield 0, block[:, :, mine - offset], mine
 
 
-def _screen(block: np.ndarray, keep: int) -> np.ndarray:
-    """Indices (sorted) of the scalars of `block` `(chain, draw, k)` that cheap,
-    vectorised proxies rank worst, `keep` per proxy: the classic split R-hat (Gelman et
-    al. 2013) of the draws and of their distance to the median (the folded draws, as
-    rank R-hat folds them), and the lag-1 autocorrelation of the draws and of their
-    5% / 95% tail indicators (low ESS, bulk and tail). ArviZ's rank-normalised R-hat
-    and ESS then run on these only."""
-    if block.shape[2] <= keep:
-        return np.arange(block.shape[2])
-    return _pick(_proxies_of(block), keep)
-
-
 def _proxies_of(block: np.ndarray) -> np.ndarray:
-    """`_proxies(block)`, `(4, k)`. They are per scalar, so computed over slices of
+    """The screen's cheap, vectorised proxies of each scalar of `block` `(chain, draw,
+    k)`, `(4, k)`, the larger the worse: the classic split R-hat (Gelman et al. 2013)
+    of the draws and of their distance to the median (the folded draws, as rank R-hat
+    folds them), and the lag-1 autocorrelation of the draws and of their 5% / 95% tail
+    indicators (low ESS, bulk and tail). ArviZ's rank-normalised R-hat and ESS then
+    run on the worst by `_pick` only. They are per scalar, so computed over slices of
     `_SCREEN_BLOCK` values: the same numbers, with temporaries (a sorted copy, the
     folded draws, the tail indicators) that small, not the block's size each (166 MiB
     over the draws of the hierarchical model's diagnostics at one 32 MiB block)."""
@@ -394,7 +387,7 @@ def _pick(proxies: np.ndarray, keep: int) -> np.ndarray:
 
 
 def _proxies(block: np.ndarray) -> np.ndarray:
-    """`_screen`'s four proxies of each scalar of `block` `(chain, draw, k)`, `(4, k)`."""
+    """`_proxies_of` for a slice of a block, `(4, k)`."""
     low, median, high = np.quantile(block, [0.05, 0.5, 0.95], axis=(0, 1))  # one sort
     tails = (block <= low).astype(np.float64) + (block >= high)
     return np.stack(
@@ -438,6 +431,6 @@ _BLOCK = 2**22  # values (32 MiB of float64) per block of scalars in `_rhat_ess`
 _WORST = 3  # scalars named per R-hat or ESS sentence
 _SCREEN = 1024  # above this many scalars, R-hat and ESS run on the screened worst only
 _SCREEN_KEEP = 256  # scalars kept per screening proxy and variable
-_SCREEN_BLOCK = 2**19  # values (4 MiB of float64) per slice of a block `_screen` reads
+_SCREEN_BLOCK = 2**19  # values (4 MiB of float64) per slice of a block `_proxies_of` reads
 _ESS_PER_CHAIN = 100  # the least bulk and tail ESS per chain (Vehtari et al. 2021)
 _FORMAT = {"max_rhat": ".3f", "min_ess_bulk": ".0f", "min_ess_tail": ".0f"}

@@ -784,7 +784,7 @@ def test_chains_in_separate_modes_warn_naming_rhat_and_ess(x64):
 
 
 def test_the_screen_reads_a_block_in_slices_and_picks_the_same(monkeypatch):
-    """`_screen`'s proxies are per scalar, so computed over slices of a block (for
+    """The screen's proxies are per scalar, so computed over slices of a block (for
     memory: temporaries of a slice's size, not the block's) they pick the same
     scalars as over the whole block at once."""
     from logdensity import _inference_data
@@ -794,11 +794,11 @@ def test_the_screen_reads_a_block_in_slices_and_picks_the_same(monkeypatch):
     block[:, :, 7] += np.arange(4)[:, None]  # chains apart
     block[:, :, 300] = np.cumsum(block[:, :, 300], axis=1)  # sticky
     block[1, :, 500] = 0.0  # one chain that never moved
-    sliced = _inference_data._screen(block, 64)
+    sliced = _inference_data._pick(_inference_data._proxies_of(block), 64)
     monkeypatch.setattr(_inference_data, "_SCREEN_BLOCK", 50 * 800)  # 50 scalars a slice
-    assert np.array_equal(_inference_data._screen(block, 64), sliced)
+    assert np.array_equal(_inference_data._pick(_inference_data._proxies_of(block), 64), sliced)
     monkeypatch.setattr(_inference_data, "_SCREEN_BLOCK", 10**9)  # the block at once
-    assert np.array_equal(_inference_data._screen(block, 64), sliced)
+    assert np.array_equal(_inference_data._pick(_inference_data._proxies_of(block), 64), sliced)
     assert {7, 300, 500} <= set(sliced.tolist())
 
 
